@@ -1,0 +1,184 @@
+"""msgpack serialization of task messages and results, with extension types.
+
+Round-trips datetimes, timedeltas, tuples, sets, frozensets, bytes, exceptions (as type,
+message, traceback), ``Error`` and ``SKIPPED``. Nothing is unpickled unless a
+``PickleSerializer`` is configured explicitly.
+
+An exception decodes to the builtin exception of the same name when there is one, and
+otherwise to a ``RemoteException`` carrying ``type``, ``message`` and ``traceback``.
+"""
+from __future__ import annotations
+
+import builtins
+import datetime
+import pickle
+import traceback as traceback_module
+from typing import Any
+
+import msgpack
+
+from .exceptions import SerializationError
+from .values import SKIPPED, Error, _Skipped
+
+EXT_DATETIME = 1
+EXT_TUPLE = 2
+EXT_SET = 3
+EXT_FROZENSET = 4
+EXT_EXCEPTION = 5
+EXT_TIMEDELTA = 6
+EXT_ERROR = 7
+EXT_SKIPPED = 8
+EXT_DATE = 9
+
+
+class RemoteException(Exception):
+    """An exception that crossed a process boundary as data.
+
+    ``type`` is the qualified class name of the original, ``message`` its ``str``.
+    """
+
+    def __init__(self, type: str, message: str, traceback: str | None = None) -> None:
+        super().__init__(message)
+        self.type = type
+        self.message = message
+        self.traceback = traceback
+
+    def __repr__(self) -> str:
+        return '%s(%r)' % (self.type, self.message)
+
+
+def qualified_name(cls: type) -> str:
+    """``ValueError`` for builtins, ``module.Class`` for everything else."""
+    module = cls.__module__
+    if module in ('builtins', '__builtin__'):
+        return cls.__qualname__
+    return '%s.%s' % (module, cls.__qualname__)
+
+
+def exception_to_map(exc: BaseException) -> dict[str, Any]:
+    """An exception as a plain map: ``type``, ``message``, ``traceback``."""
+    if isinstance(exc, RemoteException):
+        return {'type': exc.type, 'message': exc.message, 'traceback': exc.traceback}
+    tb = getattr(exc, '__traceback__', None)
+    text = ''.join(traceback_module.format_exception(type(exc), exc, tb)) if tb else None
+    return {'type': qualified_name(type(exc)), 'message': str(exc), 'traceback': text}
+
+
+def exception_from_map(data: dict[str, Any]) -> BaseException:
+    """The inverse of ``exception_to_map``: a builtin exception, else ``RemoteException``."""
+    name = data.get('type') or 'Exception'
+    message = data.get('message') or ''
+    cls = getattr(builtins, name, None) if '.' not in name else None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            exc = cls(message) if message else cls()
+            exc.traceback = data.get('traceback')  # type: ignore[attr-defined]
+            return exc
+        except Exception:
+            pass
+    return RemoteException(name, message, data.get('traceback'))
+
+
+class MsgpackSerializer:
+    """The default serializer: msgpack plus the extension types above."""
+
+    def __init__(self) -> None:
+        self._packer_kwargs = dict(use_bin_type=True, strict_types=True, default=self._default)
+
+    def _pack(self, obj: Any) -> bytes:
+        return msgpack.packb(obj, **self._packer_kwargs)
+
+    def _default(self, obj: Any) -> Any:
+        # strict_types sends subclasses here too: fold them to their base type.
+        if isinstance(obj, tuple):
+            return msgpack.ExtType(EXT_TUPLE, self._pack(list(obj)))
+        if isinstance(obj, datetime.datetime):
+            offset = obj.utcoffset()
+            parts = [obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second,
+                     obj.microsecond, None if offset is None else offset.total_seconds()]
+            return msgpack.ExtType(EXT_DATETIME, self._pack(parts))
+        if isinstance(obj, datetime.date):
+            return msgpack.ExtType(EXT_DATE, self._pack([obj.year, obj.month, obj.day]))
+        if isinstance(obj, datetime.timedelta):
+            return msgpack.ExtType(EXT_TIMEDELTA, self._pack(obj.total_seconds()))
+        if isinstance(obj, frozenset):
+            return msgpack.ExtType(EXT_FROZENSET, self._pack(list(obj)))
+        if isinstance(obj, set):
+            return msgpack.ExtType(EXT_SET, self._pack(list(obj)))
+        if isinstance(obj, Error):
+            return msgpack.ExtType(EXT_ERROR, self._pack(obj.metadata))
+        if isinstance(obj, _Skipped):
+            return msgpack.ExtType(EXT_SKIPPED, b'')
+        if isinstance(obj, BaseException):
+            return msgpack.ExtType(EXT_EXCEPTION, self._pack(exception_to_map(obj)))
+        if isinstance(obj, bool):
+            return bool(obj)
+        for base in (int, float, str, bytes, dict, list):
+            if isinstance(obj, base):
+                return base(obj)
+        raise TypeError('cannot serialize object of type %s' % qualified_name(type(obj)))
+
+    def _ext_hook(self, code: int, data: bytes) -> Any:
+        if code == EXT_TUPLE:
+            return tuple(self._unpack(data))
+        if code == EXT_DATETIME:
+            y, mo, d, h, mi, s, us, offset = self._unpack(data)
+            tz = None if offset is None else datetime.timezone(
+                datetime.timedelta(seconds=offset))
+            return datetime.datetime(y, mo, d, h, mi, s, us, tzinfo=tz)
+        if code == EXT_DATE:
+            return datetime.date(*self._unpack(data))
+        if code == EXT_TIMEDELTA:
+            return datetime.timedelta(seconds=self._unpack(data))
+        if code == EXT_SET:
+            return set(self._unpack(data))
+        if code == EXT_FROZENSET:
+            return frozenset(self._unpack(data))
+        if code == EXT_ERROR:
+            return Error(self._unpack(data))
+        if code == EXT_SKIPPED:
+            return SKIPPED
+        if code == EXT_EXCEPTION:
+            return exception_from_map(self._unpack(data))
+        return msgpack.ExtType(code, data)
+
+    def _unpack(self, data: bytes) -> Any:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False,
+                               ext_hook=self._ext_hook, use_list=True)
+
+    def serialize(self, value: Any) -> bytes:
+        """Encode ``value``; raises ``SerializationError`` (a ``TypeError``) naming the type."""
+        try:
+            return self._pack(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(str(exc)) from exc
+
+    def deserialize(self, data: bytes) -> Any:
+        """Decode bytes written by ``serialize``; raises ``SerializationError`` if malformed."""
+        try:
+            return self._unpack(data)
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise SerializationError('malformed payload: %s' % exc) from exc
+
+
+class PickleSerializer:
+    """Explicit opt-in for arbitrary Python objects. Only use it with a trusted storage."""
+
+    def __init__(self, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+        self.protocol = protocol
+
+    def serialize(self, value: Any) -> bytes:
+        """Pickle ``value``; raises ``SerializationError`` if it cannot be pickled."""
+        try:
+            return pickle.dumps(value, self.protocol)
+        except Exception as exc:
+            raise SerializationError(str(exc)) from exc
+
+    def deserialize(self, data: bytes) -> Any:
+        """Unpickle bytes written by ``serialize``."""
+        try:
+            return pickle.loads(data)
+        except Exception as exc:
+            raise SerializationError('malformed payload: %s' % exc) from exc

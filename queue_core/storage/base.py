@@ -1,0 +1,206 @@
+"""The one interface every storage backend implements.
+
+Storage moves bytes; serialization lives one layer above it (in ``TaskQueue``). Every
+method here is exercised by the shared suite in ``tests/queue_core/test_storage.py``
+against the memory, SQLite and Redis backends.
+
+Times are wall-clock seconds since the epoch (floats), passed in by the caller, so
+that several hosts sharing one storage agree on them and tests control the clock.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A message taken by a worker and not yet released.
+
+    ``token`` names the record (unique per claim), ``owner`` the worker that claimed it,
+    ``lease_until`` when the record is considered abandoned unless renewed.
+    """
+
+    token: str
+    owner: str
+    lease_until: float
+    data: bytes
+
+
+class Storage(abc.ABC):
+    """Abstract storage: a priority queue, a schedule, a key/value result store,
+    counters, and an in-flight table.
+
+    Queue order: higher ``priority`` first, FIFO within one priority.
+    """
+
+    #: True when ``wait_for_work``/``wait_for_data`` are woken by writes rather than polling.
+    notifies: bool = False
+
+    def __init__(self, name: str = 'queue') -> None:
+        self.name = name
+
+    # -- queue -----------------------------------------------------------------
+    @abc.abstractmethod
+    def enqueue(self, data: bytes, priority: int = 0) -> None:
+        """Append one message. Raises ``StorageError`` if it was not written."""
+
+    def enqueue_many(self, items: Sequence[tuple[bytes, int]]) -> None:
+        """Append many ``(data, priority)`` messages in one round trip where possible."""
+        for data, priority in items:
+            self.enqueue(data, priority)
+
+    @abc.abstractmethod
+    def dequeue(self) -> bytes | None:
+        """Pop the first message, or ``None`` when the queue is empty."""
+
+    @abc.abstractmethod
+    def claim(self, owner: str, lease_until: float) -> InFlight | None:
+        """Pop the first message and record it in flight for ``owner``, in one atomic step."""
+
+    @abc.abstractmethod
+    def wait_for_work(self, timeout: float) -> None:
+        """Block up to ``timeout`` seconds, returning early when a message may be waiting.
+
+        Spurious returns are allowed; callers loop ``claim``/``wait_for_work``.
+        """
+
+    @abc.abstractmethod
+    def queue_size(self) -> int:
+        """How many messages are queued (one cheap call)."""
+
+    @abc.abstractmethod
+    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
+        """The queued messages in dequeue order, without removing them."""
+
+    @abc.abstractmethod
+    def flush_queue(self) -> None:
+        """Remove every queued message."""
+
+    # -- schedule --------------------------------------------------------------
+    @abc.abstractmethod
+    def add_to_schedule(self, data: bytes, ts: float) -> None:
+        """Keep ``data`` until ``ts``."""
+
+    @abc.abstractmethod
+    def read_schedule(self, ts: float) -> list[bytes]:
+        """Remove and return every message due at or before ``ts``, ordered by due time.
+
+        Atomic: two readers never both receive one message.
+        """
+
+    @abc.abstractmethod
+    def scheduled_items(self, limit: int | None = None) -> list[bytes]:
+        """The scheduled messages ordered by due time, without removing them."""
+
+    @abc.abstractmethod
+    def schedule_size(self) -> int:
+        """How many messages are on the schedule."""
+
+    @abc.abstractmethod
+    def flush_schedule(self) -> None:
+        """Remove every scheduled message."""
+
+    # -- key/value (results, locks, revocations, chords) -----------------------
+    @abc.abstractmethod
+    def put_data(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key`` (replacing), expiring after ``ttl`` seconds if given,
+        and wake anyone in ``wait_for_data(key)``."""
+
+    @abc.abstractmethod
+    def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Store ``value`` only if ``key`` holds nothing; return whether it was stored."""
+
+    @abc.abstractmethod
+    def peek_data(self, key: str) -> bytes | None:
+        """The value under ``key``, or ``None``."""
+
+    @abc.abstractmethod
+    def pop_data(self, key: str) -> bytes | None:
+        """Remove and return the value under ``key``, or ``None``."""
+
+    @abc.abstractmethod
+    def delete_data(self, key: str) -> bool:
+        """Remove ``key``; return whether it held something."""
+
+    def has_data_for_key(self, key: str) -> bool:
+        """Whether ``key`` holds a value."""
+        return self.peek_data(key) is not None
+
+    @abc.abstractmethod
+    def wait_for_data(self, key: str, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until ``key`` holds a value; return whether it does.
+
+        Backends that can, are woken by ``put_data`` instead of polling.
+        """
+
+    @abc.abstractmethod
+    def result_store_size(self) -> int:
+        """How many keys the key/value store holds (one cheap call)."""
+
+    @abc.abstractmethod
+    def result_items(self) -> dict[str, bytes]:
+        """Every key and value in the key/value store."""
+
+    @abc.abstractmethod
+    def flush_results(self) -> None:
+        """Remove every key."""
+
+    @abc.abstractmethod
+    def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """Atomically add ``amount`` to the integer counter ``key`` and return the new value.
+
+        ``ttl`` (seconds) is applied when the counter is created. Counters live apart from
+        the key/value store (they are not results).
+        """
+
+    # -- in-flight table -------------------------------------------------------
+    @abc.abstractmethod
+    def release(self, token: str) -> bool:
+        """Remove the in-flight record ``token``; return whether it existed."""
+
+    @abc.abstractmethod
+    def renew(self, owner: str, lease_until: float) -> int:
+        """Extend every lease held by ``owner``; return how many were renewed."""
+
+    @abc.abstractmethod
+    def in_flight(self) -> list[InFlight]:
+        """Every in-flight record."""
+
+    @abc.abstractmethod
+    def take_in_flight(self, token: str) -> InFlight | None:
+        """Atomically remove and return one record (so that of several recovering
+        consumers exactly one wins it), or ``None`` if it is gone."""
+
+    def expired_in_flight(self, now: float) -> list[InFlight]:
+        """In-flight records whose lease ended before ``now``."""
+        return [rec for rec in self.in_flight() if rec.lease_until < now]
+
+    def in_flight_of(self, owners: Iterable[str]) -> list[InFlight]:
+        """In-flight records held by any of ``owners``."""
+        wanted = set(owners)
+        return [rec for rec in self.in_flight() if rec.owner in wanted]
+
+    # -- everything --------------------------------------------------------------
+    def flush_all(self) -> None:
+        """Remove queue, schedule, key/value data, counters and in-flight records."""
+        self.flush_queue()
+        self.flush_schedule()
+        self.flush_results()
+        self.flush_counters()
+        self.flush_in_flight()
+
+    @abc.abstractmethod
+    def flush_counters(self) -> None:
+        """Remove every counter."""
+
+    @abc.abstractmethod
+    def flush_in_flight(self) -> None:
+        """Remove every in-flight record."""
+
+    def close(self) -> None:
+        """Release connections. The storage may be used again (it reconnects)."""
+
+    def reset_after_fork(self) -> None:
+        """Drop connections inherited from a parent process; called in a forked child."""
