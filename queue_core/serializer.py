@@ -100,7 +100,9 @@ class MsgpackSerializer:
         if isinstance(obj, datetime.date):
             return msgpack.ExtType(EXT_DATE, self._pack([obj.year, obj.month, obj.day]))
         if isinstance(obj, datetime.timedelta):
-            return msgpack.ExtType(EXT_TIMEDELTA, self._pack(obj.total_seconds()))
+            # Exact parts: total_seconds() is a float and loses microseconds past ~300 years.
+            parts = [obj.days, obj.seconds, obj.microseconds]
+            return msgpack.ExtType(EXT_TIMEDELTA, self._pack(parts))
         if isinstance(obj, frozenset):
             return msgpack.ExtType(EXT_FROZENSET, self._pack(list(obj)))
         if isinstance(obj, set):
@@ -113,7 +115,10 @@ class MsgpackSerializer:
             return msgpack.ExtType(EXT_EXCEPTION, self._pack(exception_to_map(obj)))
         if isinstance(obj, bool):
             return bool(obj)
-        for base in (int, float, str, bytes, dict, list):
+        if isinstance(obj, str):
+            # str(obj) would call a subclass's __str__ (a str-mixin Enum gives 'Cls.NAME').
+            return str.__str__(obj)
+        for base in (int, float, bytes, dict, list):
             if isinstance(obj, base):
                 return base(obj)
         raise TypeError('cannot serialize object of type %s' % qualified_name(type(obj)))
@@ -129,7 +134,11 @@ class MsgpackSerializer:
         if code == EXT_DATE:
             return datetime.date(*self._unpack(data))
         if code == EXT_TIMEDELTA:
-            return datetime.timedelta(seconds=self._unpack(data))
+            value = self._unpack(data)
+            if isinstance(value, list):
+                days, seconds, microseconds = value
+                return datetime.timedelta(days, seconds, microseconds)
+            return datetime.timedelta(seconds=value)
         if code == EXT_SET:
             return set(self._unpack(data))
         if code == EXT_FROZENSET:
@@ -150,7 +159,7 @@ class MsgpackSerializer:
         """Encode ``value``; raises ``SerializationError`` (a ``TypeError``) naming the type."""
         try:
             return self._pack(value)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise SerializationError(str(exc)) from exc
 
     def deserialize(self, data: bytes) -> Any:
