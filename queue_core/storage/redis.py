@@ -1,0 +1,508 @@
+"""Redis storage: what production uses; several consumer hosts share one Redis.
+
+Every read-modify-write step is one server-side Lua script (registered once, run by
+EVALSHA), so a claim pops the first message and records it in flight in one round trip.
+Idle workers block with BLPOP on a wake-up list that every enqueue pushes to; readers
+waiting for a result SUBSCRIBE to a per-key channel that ``put_data`` publishes to.
+
+Key layout for queue ``<name>`` (all keys share the hash tag ``{<name>}``)::
+
+    qc:{<name>}:queue     ZSET   score -priority, member 8-byte big-endian seq + message
+    qc:{<name>}:seq       STRING counter giving queue/schedule members their order
+    qc:{<name>}:wake      LIST   wake-up tokens for BLPOP (trimmed to a few entries)
+    qc:{<name>}:schedule  ZSET   score due time, member 8-byte seq + message
+    qc:{<name>}:r:<key>   STRING a value of the key/value store (SET ... PX for a ttl)
+    qc:{<name>}:results   ZSET   index of value keys, score expiry in ms (+inf: none)
+    qc:{<name>}:c:<key>   STRING a counter (PEXPIRE set when it is created)
+    qc:{<name>}:inflight  HASH   token -> message
+    qc:{<name>}:owners    HASH   token -> owner
+    qc:{<name>}:leases    ZSET   token scored by lease end (seconds)
+    qc:{<name>}:put:<key> pub/sub channel announcing a write of <key>
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import time
+import uuid
+from typing import Any, Callable, Sequence, TypeVar
+from urllib.parse import parse_qs, urlparse
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..exceptions import ConfigurationError, StorageError
+from .base import InFlight, Storage
+
+WAKE_TOKENS = 16  # the wake-up list never holds more tokens than this
+
+_F = TypeVar('_F', bound=Callable[..., Any])
+
+_SERVER_NOW_MS = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+"""
+
+# KEYS queue, seq, wake. ARGV wake cap, then (score, message) pairs.
+_ENQUEUE = """
+local n = (#ARGV - 1) / 2
+local first = redis.call('INCRBY', KEYS[2], n) - n
+for i = 1, n do
+  redis.call('ZADD', KEYS[1], ARGV[2 * i], struct.pack('>I8', first + i) .. ARGV[2 * i + 1])
+end
+local cap = tonumber(ARGV[1])
+local tokens = {}
+for i = 1, math.min(n, cap) do tokens[i] = '1' end
+redis.call('RPUSH', KEYS[3], unpack(tokens))
+redis.call('LTRIM', KEYS[3], 0, cap - 1)
+return n
+"""
+
+# KEYS queue, inflight, owners, leases. ARGV token, owner, lease_until.
+_CLAIM = """
+local popped = redis.call('ZPOPMIN', KEYS[1])
+if #popped == 0 then return false end
+local data = string.sub(popped[1], 9)
+redis.call('HSET', KEYS[2], ARGV[1], data)
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+return data
+"""
+
+# KEYS schedule, seq. ARGV ts, message.
+_SCHEDULE = """
+local seq = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[1], ARGV[1], struct.pack('>I8', seq) .. ARGV[2])
+"""
+
+# KEYS schedule. ARGV ts.
+_READ_SCHEDULE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if #due > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) end
+return due
+"""
+
+# KEYS value key, results index. ARGV key, value, ttl ms ('' = none), channel, '1' = NX.
+_PUT = _SERVER_NOW_MS + """
+local ttl = tonumber(ARGV[3])
+local set = {'SET', KEYS[1], ARGV[2]}
+if ttl then set[#set + 1] = 'PX'; set[#set + 1] = ARGV[3] end
+if ARGV[5] == '1' then set[#set + 1] = 'NX' end
+if not redis.call(unpack(set)) then return 0 end
+redis.call('ZADD', KEYS[2], ttl and (now + ttl) or '+inf', ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
+redis.call('PUBLISH', ARGV[4], '1')
+return 1
+"""
+
+# KEYS value key, results index. ARGV key.
+_POP = """
+local value = redis.call('GET', KEYS[1])
+if value then redis.call('DEL', KEYS[1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return value
+"""
+
+# KEYS results index.
+_RESULT_COUNT = _SERVER_NOW_MS + """
+return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+"""
+
+# KEYS results index. ARGV value key prefix.
+_RESULT_ITEMS = _SERVER_NOW_MS + """
+local out = {}
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
+  local value = redis.call('GET', ARGV[1] .. key)
+  if value then out[#out + 1] = key; out[#out + 1] = value end
+end
+return out
+"""
+
+# KEYS counter. ARGV amount, ttl ms ('' = none).
+_INCR = """
+local existed = redis.call('EXISTS', KEYS[1])
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if existed == 0 and tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return value
+"""
+
+# KEYS owners, leases. ARGV owner, lease_until.
+_RENEW = """
+local owners = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #owners, 2 do
+  if owners[i + 1] == ARGV[1] then
+    redis.call('ZADD', KEYS[2], 'XX', ARGV[2], owners[i])
+    n = n + 1
+  end
+end
+return n
+"""
+
+# KEYS inflight, owners, leases. ARGV token.
+_TAKE = """
+local data = redis.call('HGET', KEYS[1], ARGV[1])
+if not data then return false end
+local owner = redis.call('HGET', KEYS[2], ARGV[1]) or ''
+local lease = redis.call('ZSCORE', KEYS[3], ARGV[1]) or '0'
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return {owner, lease, data}
+"""
+
+# KEYS inflight, owners, leases. ARGV upper lease bound ('+inf' or '(<now>').
+_LIST_IN_FLIGHT = """
+local leases = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'WITHSCORES')
+local out = {}
+for i = 1, #leases, 2 do
+  local data = redis.call('HGET', KEYS[1], leases[i])
+  if data then
+    local owner = redis.call('HGET', KEYS[2], leases[i]) or ''
+    for _, v in ipairs({leases[i], owner, leases[i + 1], data}) do out[#out + 1] = v end
+  end
+end
+return out
+"""
+
+
+def _mapped(what: str) -> Callable[[_F], _F]:
+    """Turn any Redis error raised by the decorated method into ``StorageError``."""
+    def decorate(method: _F) -> _F:
+        @functools.wraps(method)
+        def wrapper(self: 'RedisStorage', *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except redis.RedisError as exc:
+                self._drop_pubsub()
+                raise StorageError('Redis storage at %s (queue %r) could not %s: %s: %s; '
+                                   'check that the server is running and reachable'
+                                   % (self.location, self.name, what,
+                                      type(exc).__name__, exc)) from exc
+        return wrapper  # type: ignore[return-value]
+    return decorate
+
+
+def _ms(ttl: float | None) -> str:
+    """A ttl in whole milliseconds (at least 1), or '' for none."""
+    return str(max(int(ttl * 1000), 1)) if ttl else ''
+
+
+def _glob_escape(text: str) -> str:
+    return ''.join('\\' + ch if ch in '*?[]\\' else ch for ch in text)
+
+
+class RedisStorage(Storage):
+    """A queue, schedule, key/value store, counters and in-flight table in Redis."""
+
+    notifies = True
+
+    def __init__(self, client_factory: Callable[[], redis.Redis], name: str = 'queue',
+                 location: str = 'redis') -> None:
+        super().__init__(name)
+        self.location = location
+        self._factory = client_factory
+        self._client = client_factory()
+        self._local = threading.local()
+        prefix = 'qc:{%s}:' % name
+        self._prefix = prefix
+        self._queue, self._seq, self._wake = prefix + 'queue', prefix + 'seq', prefix + 'wake'
+        self._schedule, self._results = prefix + 'schedule', prefix + 'results'
+        self._in_flight_keys = [prefix + 'inflight', prefix + 'owners', prefix + 'leases']
+        register = self._client.register_script
+        self._enqueue, self._claim = register(_ENQUEUE), register(_CLAIM)
+        self._add_schedule, self._read_schedule = register(_SCHEDULE), register(_READ_SCHEDULE)
+        self._put, self._pop = register(_PUT), register(_POP)
+        self._result_count, self._result_items = register(_RESULT_COUNT), register(_RESULT_ITEMS)
+        self._incr, self._renew = register(_INCR), register(_RENEW)
+        self._take, self._list_in_flight = register(_TAKE), register(_LIST_IN_FLIGHT)
+
+    @classmethod
+    def from_url(cls, url: str, name: str = 'queue') -> 'RedisStorage':
+        """Build from ``redis://[:password@]host:port/db``, ``rediss://…`` or
+        ``unix:///path/to/socket?db=N``; redis-py's query options (e.g.
+        ``socket_timeout``) apply."""
+        def factory() -> redis.Redis:
+            # Retry once at once on a dropped connection (e.g. after a server restart);
+            # any further failure surfaces as StorageError without delay.
+            return redis.Redis.from_url(
+                url, retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
+        try:
+            _check_db(url)
+            factory()
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError('Redis URL %r is not valid (%s); use '
+                                     'redis://host:port/db, rediss://host:port/db or '
+                                     'unix:///path/to/socket' % (url, exc)) from exc
+        scheme, rest = url.split('://', 1)
+        location = scheme + '://' + rest.rsplit('@', 1)[-1]  # never show a password
+        return cls(factory, name, location=location)
+
+    # -- connections -------------------------------------------------------------
+    def _pubsub(self) -> redis.client.PubSub:
+        """This thread's pub/sub connection (kept between waits)."""
+        pubsub = getattr(self._local, 'pubsub', None)
+        if pubsub is None:
+            pubsub = self._local.pubsub = self._client.pubsub()
+        return pubsub
+
+    def _drop_pubsub(self) -> None:
+        pubsub = getattr(self._local, 'pubsub', None)
+        self._local.pubsub = None
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except redis.RedisError:
+                pass
+
+    def reset_after_fork(self) -> None:
+        """Build a fresh client so the child never shares the parent's sockets."""
+        self._client = self._factory()
+        self._local = threading.local()
+
+    def close(self) -> None:
+        """Disconnect every pooled connection; the next call reconnects."""
+        self._drop_pubsub()
+        self._client.connection_pool.disconnect()
+
+    def _blocking_cap(self, timeout: float) -> float:
+        """Keep blocking commands shorter than the socket timeout, so they never time out."""
+        socket_timeout = self._client.connection_pool.connection_kwargs.get('socket_timeout')
+        if socket_timeout:
+            timeout = min(timeout, max(socket_timeout - 0.5, socket_timeout / 2))
+        return max(timeout, 0.001)
+
+    def _delete_matching(self, pattern: str) -> None:
+        batch: list[bytes] = []
+        for key in self._client.scan_iter(match=_glob_escape(self._prefix) + pattern,
+                                          count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                self._client.delete(*batch)
+                batch = []
+        if batch:
+            self._client.delete(*batch)
+
+    # -- queue -----------------------------------------------------------------
+    @_mapped('enqueue a message')
+    def enqueue(self, data: bytes, priority: int = 0) -> None:
+        self._enqueue(keys=[self._queue, self._seq, self._wake],
+                      args=[WAKE_TOKENS, -(priority or 0), data], client=self._client)
+
+    @_mapped('enqueue messages')
+    def enqueue_many(self, items: Sequence[tuple[bytes, int]]) -> None:
+        if not items:
+            return
+        args: list[Any] = [WAKE_TOKENS]
+        for data, priority in items:
+            args += [-(priority or 0), data]
+        self._enqueue(keys=[self._queue, self._seq, self._wake], args=args,
+                      client=self._client)
+
+    @_mapped('dequeue a message')
+    def dequeue(self) -> bytes | None:
+        popped = self._client.zpopmin(self._queue)
+        return popped[0][0][8:] if popped else None
+
+    @_mapped('claim a message')
+    def claim(self, owner: str, lease_until: float) -> InFlight | None:
+        token = uuid.uuid4().hex
+        data = self._claim(keys=[self._queue] + self._in_flight_keys,
+                           args=[token, owner, repr(float(lease_until))], client=self._client)
+        return None if data is None else InFlight(token, owner, lease_until, data)
+
+    @_mapped('wait for work')
+    def wait_for_work(self, timeout: float) -> None:
+        if timeout > 0:
+            self._client.blpop([self._wake], timeout=self._blocking_cap(timeout))
+
+    @_mapped('count messages')
+    def queue_size(self) -> int:
+        return self._client.zcard(self._queue)
+
+    @_mapped('list messages')
+    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
+        return _strip(self._client, self._queue, limit)
+
+    @_mapped('flush the queue')
+    def flush_queue(self) -> None:
+        self._client.delete(self._queue, self._wake)
+
+    # -- schedule --------------------------------------------------------------
+    @_mapped('schedule a message')
+    def add_to_schedule(self, data: bytes, ts: float) -> None:
+        self._add_schedule(keys=[self._schedule, self._seq], args=[repr(float(ts)), data],
+                           client=self._client)
+
+    @_mapped('read the schedule')
+    def read_schedule(self, ts: float) -> list[bytes]:
+        due = self._read_schedule(keys=[self._schedule], args=[repr(float(ts))],
+                                  client=self._client)
+        return [m[8:] for m in due]
+
+    @_mapped('list the schedule')
+    def scheduled_items(self, limit: int | None = None) -> list[bytes]:
+        return _strip(self._client, self._schedule, limit)
+
+    @_mapped('count the schedule')
+    def schedule_size(self) -> int:
+        return self._client.zcard(self._schedule)
+
+    @_mapped('flush the schedule')
+    def flush_schedule(self) -> None:
+        self._client.delete(self._schedule)
+
+    # -- key/value ---------------------------------------------------------------
+    def _value_key(self, key: str) -> str:
+        return self._prefix + 'r:' + key
+
+    def _channel(self, key: str) -> str:
+        return self._prefix + 'put:' + key
+
+    def _store(self, key: str, value: bytes, ttl: float | None, only_if_empty: bool) -> bool:
+        return bool(self._put(keys=[self._value_key(key), self._results],
+                              args=[key, value, _ms(ttl), self._channel(key),
+                                    '1' if only_if_empty else ''], client=self._client))
+
+    @_mapped('store a value')
+    def put_data(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._store(key, value, ttl, False)
+
+    @_mapped('store a value if absent')
+    def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        return self._store(key, value, ttl, True)
+
+    @_mapped('read a value')
+    def peek_data(self, key: str) -> bytes | None:
+        return self._client.get(self._value_key(key))
+
+    @_mapped('pop a value')
+    def pop_data(self, key: str) -> bytes | None:
+        return self._pop(keys=[self._value_key(key), self._results], args=[key],
+                         client=self._client)
+
+    @_mapped('delete a value')
+    def delete_data(self, key: str) -> bool:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.delete(self._value_key(key))
+        pipe.zrem(self._results, key)
+        return pipe.execute()[0] > 0
+
+    @_mapped('check a key')
+    def has_data_for_key(self, key: str) -> bool:
+        return self._client.exists(self._value_key(key)) > 0
+
+    @_mapped('wait for a value')
+    def wait_for_data(self, key: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        pubsub, channel = self._pubsub(), self._channel(key).encode()
+        pubsub.subscribe(channel)
+        try:
+            # Only once the subscription is in place can a check miss no write.
+            if not self._next_message(pubsub, 'subscribe', channel, deadline):
+                return self._client.exists(self._value_key(key)) > 0
+            while not self._client.exists(self._value_key(key)):
+                if not self._next_message(pubsub, 'message', channel, deadline):
+                    return False
+            return True
+        finally:
+            pubsub.unsubscribe(channel)
+
+    @staticmethod
+    def _next_message(pubsub: redis.client.PubSub, kind: str, channel: bytes,
+                      deadline: float) -> bool:
+        """Read until a ``kind`` message on ``channel`` (True) or the deadline (False)."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            msg = pubsub.get_message(timeout=remaining)
+            if msg is not None and msg['type'] == kind and msg['channel'] == channel:
+                return True
+
+    @_mapped('count values')
+    def result_store_size(self) -> int:
+        return int(self._result_count(keys=[self._results], client=self._client))
+
+    @_mapped('list values')
+    def result_items(self) -> dict[str, bytes]:
+        flat = self._result_items(keys=[self._results], args=[self._value_key('')],
+                                  client=self._client)
+        return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+
+    @_mapped('flush values')
+    def flush_results(self) -> None:
+        self._delete_matching('r:*')
+        self._client.delete(self._results)
+
+    @_mapped('increment a counter')
+    def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        return int(self._incr(keys=[self._prefix + 'c:' + key], args=[amount, _ms(ttl)],
+                              client=self._client))
+
+    @_mapped('flush counters')
+    def flush_counters(self) -> None:
+        self._delete_matching('c:*')
+
+    # -- in-flight ---------------------------------------------------------------
+    @_mapped('release an in-flight record')
+    def release(self, token: str) -> bool:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hdel(self._in_flight_keys[0], token)
+        pipe.hdel(self._in_flight_keys[1], token)
+        pipe.zrem(self._in_flight_keys[2], token)
+        return pipe.execute()[0] > 0
+
+    @_mapped('renew leases')
+    def renew(self, owner: str, lease_until: float) -> int:
+        return int(self._renew(keys=self._in_flight_keys[1:],
+                               args=[owner, repr(float(lease_until))], client=self._client))
+
+    def _records(self, upper: str) -> list[InFlight]:
+        flat = self._list_in_flight(keys=self._in_flight_keys, args=[upper],
+                                    client=self._client)
+        return [InFlight(flat[i].decode(), flat[i + 1].decode(), float(flat[i + 2]),
+                         flat[i + 3]) for i in range(0, len(flat), 4)]
+
+    @_mapped('list in-flight records')
+    def in_flight(self) -> list[InFlight]:
+        return self._records('+inf')
+
+    @_mapped('list expired in-flight records')
+    def expired_in_flight(self, now: float) -> list[InFlight]:
+        return self._records('(' + repr(float(now)))
+
+    @_mapped('take an in-flight record')
+    def take_in_flight(self, token: str) -> InFlight | None:
+        found = self._take(keys=self._in_flight_keys, args=[token], client=self._client)
+        if found is None:
+            return None
+        owner, lease, data = found
+        return InFlight(token, owner.decode(), float(lease), data)
+
+    @_mapped('flush in-flight records')
+    def flush_in_flight(self) -> None:
+        self._client.delete(*self._in_flight_keys)
+
+    @_mapped('flush everything')
+    def flush_all(self) -> None:
+        self._delete_matching('*')
+
+
+def _check_db(url: str) -> None:
+    """Reject a database number that is not a number (redis-py would ignore it)."""
+    parsed = urlparse(url)
+    db = parse_qs(parsed.query).get('db', [''])[0]
+    if parsed.scheme != 'unix':
+        db = parsed.path.lstrip('/') or db
+    if db and not db.isdigit():
+        raise ValueError('database %r is not a number' % (db,))
+
+
+def _strip(client: redis.Redis, key: str, limit: int | None) -> list[bytes]:
+    """The first ``limit`` (default: all) members of a queue or schedule ZSET, without
+    their 8-byte sequence prefix."""
+    if limit is not None and limit <= 0:
+        return []
+    return [m[8:] for m in client.zrange(key, 0, -1 if limit is None else int(limit) - 1)]

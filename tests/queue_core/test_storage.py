@@ -1,0 +1,361 @@
+"""One suite, every backend: memory, SQLite and Redis must behave the same."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from helpers import wait_until
+from queue_core.exceptions import ConfigurationError, StorageError
+from queue_core.storage import Storage, storage_from_url
+from queue_core.storage.sqlite import SqliteStorage
+
+
+@pytest.fixture
+def storage(storage_url):
+    """A storage for queue 'test' on each backend in turn."""
+    store = storage_from_url(storage_url, 'test')
+    yield store
+    store.flush_all()
+    store.close()
+
+
+@pytest.fixture
+def peer(storage, storage_url):
+    """A second storage object on the same data (memory storages are private: the same one)."""
+    if storage_url.startswith('memory'):
+        yield storage
+        return
+    other = storage_from_url(storage_url, 'test')
+    yield other
+    other.close()
+
+
+def run_threads(count: int, target) -> list:
+    """Run ``target(i)`` in ``count`` threads started together; return their results."""
+    results: list = [None] * count
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = target(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+def wait_until_blocked(storage: Storage, what: str, key: str = '') -> None:
+    """On Redis, wait until a reader is really blocked, so the write must wake it."""
+    client = getattr(storage, '_client', None)
+    if client is None:
+        return
+    if what == 'data':
+        channel = storage._channel(key)
+        wait_until(lambda: client.pubsub_numsub(channel)[0][1] > 0, message='subscriber')
+    else:
+        wait_until(lambda: client.info('clients')['blocked_clients'] > 0,
+                   message='blocked client')
+
+
+# -- queue ---------------------------------------------------------------------
+def test_queue_orders_by_priority_then_fifo(storage):
+    for data, priority in [(b'a', 0), (b'b', 5), (b'c', 0), (b'd', 5), (b'e', -1),
+                           (b'f', 10)]:
+        storage.enqueue(data, priority)
+    assert storage.queue_size() == 6
+    assert storage.enqueued_items() == [b'f', b'b', b'd', b'a', b'c', b'e']
+    assert storage.enqueued_items(limit=2) == [b'f', b'b']
+    assert storage.enqueued_items(limit=0) == []
+    assert [storage.dequeue() for _ in range(6)] == [b'f', b'b', b'd', b'a', b'c', b'e']
+    assert storage.dequeue() is None
+    assert storage.queue_size() == 0
+
+
+def test_enqueue_many_keeps_fifo_within_priority_over_many_messages(storage):
+    items = [(b'%d' % i, i % 3) for i in range(300)]
+    storage.enqueue_many(items)
+    storage.enqueue_many([])
+    storage.enqueue(b'same', 0)
+    storage.enqueue(b'same', 0)
+    expected = ([d for d, p in items if p == 2] + [d for d, p in items if p == 1]
+                + [d for d, p in items if p == 0] + [b'same', b'same'])
+    assert storage.enqueued_items() == expected
+    assert [storage.dequeue() for _ in range(302)] == expected
+
+
+def test_messages_are_bytes_kept_exactly(storage):
+    payloads = [b'', b'\x00\x01\xff' * 100, bytes(range(256))]
+    for data in payloads:
+        storage.enqueue(data)
+    assert [storage.dequeue() for _ in payloads] == payloads
+
+
+def test_dequeue_and_claim_on_empty_queue_return_none(storage):
+    assert storage.dequeue() is None
+    assert storage.claim('w1', 100.0) is None
+    assert storage.in_flight() == []
+
+
+def test_claim_pops_first_message_and_records_it_in_flight(storage):
+    storage.enqueue(b'low', 0)
+    storage.enqueue(b'high', 9)
+    record = storage.claim('w1', 1000.5)
+    assert (record.owner, record.lease_until, record.data) == ('w1', 1000.5, b'high')
+    assert storage.queue_size() == 1
+    assert storage.in_flight() == [record]
+    assert storage.release(record.token) is True
+    assert storage.release(record.token) is False
+    assert storage.in_flight() == []
+
+
+def test_renew_extends_only_the_owners_leases(storage):
+    for i in range(3):
+        storage.enqueue(b'm%d' % i)
+    first, second = storage.claim('w1', 100.0), storage.claim('w1', 100.0)
+    third = storage.claim('w2', 100.0)
+    assert storage.renew('w1', 500.0) == 2
+    assert storage.renew('nobody', 500.0) == 0
+    leases = {rec.token: rec.lease_until for rec in storage.in_flight()}
+    assert leases == {first.token: 500.0, second.token: 500.0, third.token: 100.0}
+    assert [rec.token for rec in storage.in_flight_of(['w2'])] == [third.token]
+    assert [rec.token for rec in storage.expired_in_flight(200.0)] == [third.token]
+    assert storage.expired_in_flight(100.0) == []
+
+
+def test_take_in_flight_has_exactly_one_winner(storage, peer):
+    storage.enqueue_many([(b'%d' % i, 0) for i in range(20)])
+    records = [storage.claim('w1', 100.0) for _ in range(20)]
+    for record in records:
+        taken = run_threads(2, lambda i: (storage, peer)[i].take_in_flight(record.token))
+        winners = [t for t in taken if t is not None]
+        assert winners == [record]
+    assert storage.in_flight() == []
+    assert storage.take_in_flight('no-such-token') is None
+
+
+def test_concurrent_claims_never_hand_out_a_message_twice(storage, peer):
+    expected = {b'%d' % i for i in range(200)}
+    storage.enqueue_many([(data, 0) for data in expected])
+
+    def drain(i: int) -> list[bytes]:
+        store = (storage, peer)[i % 2]
+        got = []
+        while (record := store.claim('w%d' % i, 100.0)) is not None:
+            got.append(record.data)
+        return got
+
+    claimed = [data for got in run_threads(4, drain) for data in got]
+    assert sorted(claimed) == sorted(expected)
+    assert len(storage.in_flight()) == 200
+
+
+def test_wait_for_work_wakes_on_enqueue_from_another_thread(storage):
+    storage.wait_for_work(0.05)  # nothing queued: returns after the timeout
+    woke = threading.Event()
+
+    def wait() -> None:
+        storage.wait_for_work(30)
+        woke.set()
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    wait_until_blocked(storage, 'work')
+    storage.enqueue(b'job')
+    assert woke.wait(10), 'wait_for_work was not woken by enqueue'
+    thread.join()
+    assert storage.claim('w1', 100.0).data == b'job'
+
+
+# -- schedule ------------------------------------------------------------------
+def test_schedule_orders_by_time_and_reads_due_items_once(storage):
+    storage.add_to_schedule(b'c', 30.0)
+    storage.add_to_schedule(b'a1', 10.0)
+    storage.add_to_schedule(b'b', 20.0)
+    storage.add_to_schedule(b'a2', 10.0)
+    assert storage.scheduled_items() == [b'a1', b'a2', b'b', b'c']
+    assert storage.scheduled_items(limit=1) == [b'a1']
+    assert storage.schedule_size() == 4
+    assert storage.read_schedule(5.0) == []
+    assert storage.read_schedule(20.0) == [b'a1', b'a2', b'b']
+    assert storage.read_schedule(20.0) == []
+    assert storage.scheduled_items() == [b'c']
+
+
+def test_concurrent_schedule_readers_never_share_a_message(storage, peer):
+    expected = [b'%d' % i for i in range(200)]
+    for i, data in enumerate(expected):
+        storage.add_to_schedule(data, float(i))
+
+    def read(i: int) -> list[bytes]:
+        store = (storage, peer)[i % 2]
+        return [d for ts in range(0, 200, 10) for d in store.read_schedule(float(ts))]
+
+    got = [data for part in run_threads(4, read) for data in part]
+    got += storage.read_schedule(1000.0)
+    assert sorted(got) == sorted(expected)
+    assert storage.schedule_size() == 0
+
+
+# -- key/value -----------------------------------------------------------------
+def test_put_peek_pop_delete(storage):
+    assert storage.peek_data('k') is None
+    assert not storage.has_data_for_key('k')
+    storage.put_data('k', b'v1')
+    storage.put_data('k', b'v2')
+    storage.put_data('empty', b'')
+    assert storage.peek_data('k') == b'v2'
+    assert storage.peek_data('empty') == b''
+    assert storage.has_data_for_key('k')
+    assert storage.result_items() == {'k': b'v2', 'empty': b''}
+    assert storage.pop_data('k') == b'v2'
+    assert storage.pop_data('k') is None
+    assert storage.delete_data('empty') is True
+    assert storage.delete_data('empty') is False
+    assert storage.result_store_size() == 0
+
+
+def test_put_if_empty_stores_only_once(storage):
+    assert storage.put_if_empty('lock', b'first') is True
+    assert storage.put_if_empty('lock', b'second') is False
+    assert storage.peek_data('lock') == b'first'
+    storage.delete_data('lock')
+    assert storage.put_if_empty('lock', b'third') is True
+    assert storage.peek_data('lock') == b'third'
+
+
+def test_values_with_ttl_expire(storage):
+    storage.put_data('short', b'1', ttl=0.2)
+    storage.put_data('keep', b'2')
+    assert storage.put_if_empty('lock', b'x', ttl=0.2) is True
+    assert storage.peek_data('short') == b'1'
+    assert storage.result_store_size() == 3
+    wait_until(lambda: storage.peek_data('short') is None, message='ttl expiry')
+    wait_until(lambda: storage.result_store_size() == 1, message='size after expiry')
+    assert storage.result_items() == {'keep': b'2'}
+    assert storage.pop_data('short') is None
+    assert storage.delete_data('lock') is False
+    assert storage.put_if_empty('lock', b'y') is True
+    storage.put_data('keep', b'3', ttl=60)
+    assert storage.peek_data('keep') == b'3'
+
+
+def test_wait_for_data_wakes_on_put_from_another_thread(storage):
+    assert storage.wait_for_data('missing', 0.05) is False
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(storage.wait_for_data('r', 30)))
+    thread.start()
+    wait_until_blocked(storage, 'data', 'r')
+    storage.put_data('r', b'done')
+    thread.join(10)
+    assert result == [True]
+    storage.put_data('present', b'x')
+    assert storage.wait_for_data('present', 0.05) is True
+    assert storage.wait_for_data('missing', 0.05) is False
+
+
+def test_incr_counts_expires_and_lives_apart_from_values(storage):
+    assert storage.incr('hits') == 1
+    assert storage.incr('hits', 5) == 6
+    assert storage.incr('hits', -2) == 4
+    assert storage.peek_data('hits') is None
+    assert storage.result_store_size() == 0
+    assert storage.incr('window', ttl=0.2) == 1
+    assert storage.incr('window', ttl=0.2) == 2
+    wait_until(lambda: storage.incr('window', 0) == 0, message='counter expiry')
+    storage.flush_results()
+    assert storage.incr('hits') == 5
+    storage.flush_counters()
+    assert storage.incr('hits') == 1
+
+
+# -- sizes, flushing, isolation --------------------------------------------------
+def fill(storage: Storage) -> None:
+    """Put something in every part of ``storage``."""
+    storage.enqueue(b'q1')
+    storage.enqueue(b'q2')
+    storage.add_to_schedule(b's', 10.0)
+    storage.put_data('k', b'v')
+    storage.incr('c')
+    storage.claim('w1', 100.0)
+
+
+def test_sizes_and_flushing_each_part(storage):
+    fill(storage)
+    assert (storage.queue_size(), storage.schedule_size(), storage.result_store_size(),
+            len(storage.in_flight())) == (1, 1, 1, 1)
+    storage.flush_queue()
+    assert storage.queue_size() == 0 and storage.schedule_size() == 1
+    storage.flush_schedule()
+    assert storage.schedule_size() == 0 and storage.result_store_size() == 1
+    storage.flush_results()
+    assert storage.result_store_size() == 0 and storage.incr('c') == 2
+    storage.flush_counters()
+    assert storage.incr('c') == 1 and len(storage.in_flight()) == 1
+    storage.flush_in_flight()
+    assert storage.in_flight() == []
+
+
+def test_flush_all_empties_everything(storage):
+    fill(storage)
+    storage.flush_all()
+    assert (storage.queue_size(), storage.schedule_size(), storage.result_store_size(),
+            storage.in_flight(), storage.incr('c')) == (0, 0, 0, [], 1)
+
+
+def test_queues_with_different_names_do_not_see_each_other(storage, storage_url):
+    other = storage_from_url(storage_url, 'other')
+    try:
+        fill(storage)
+        assert (other.queue_size(), other.schedule_size(), other.result_store_size(),
+                other.in_flight(), other.peek_data('k')) == (0, 0, 0, [], None)
+        assert other.incr('c') == 1
+        fill(other)
+        other.flush_all()
+        assert storage.queue_size() == 1 and storage.peek_data('k') == b'v'
+        assert storage.incr('c') == 2
+    finally:
+        other.flush_all()
+        other.close()
+
+
+def test_close_then_use_again_reconnects(storage):
+    storage.enqueue(b'before')
+    storage.close()
+    assert storage.dequeue() == b'before'
+    storage.close()
+    storage.close()
+    storage.put_data('k', b'v')
+    assert storage.peek_data('k') == b'v'
+
+
+@pytest.mark.parametrize('url', [
+    'nonsense', 'ftp://host/x', 'sqlite://', 'sqlite:///', 'sqlite:///:memory:',
+    'sqlite:///no/such/directory/q.db', 'sqlite:///q.db?timeout=soon',
+    'redis://localhost:notaport/0', 'redis://localhost:6380/notadb',
+])
+def test_bad_urls_raise_configuration_error_naming_the_url(url):
+    with pytest.raises(ConfigurationError) as caught:
+        storage_from_url(url)
+    assert url in str(caught.value)
+
+
+def test_sqlite_failure_is_a_storage_error_naming_the_file(tmp_path):
+    store = SqliteStorage(str(tmp_path), 'test')  # a directory is no database
+    with pytest.raises(StorageError) as caught:
+        store.enqueue(b'x')
+    assert str(tmp_path) in str(caught.value)
+
+
+def test_sqlite_relative_url_resolves_against_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = storage_from_url('sqlite:///rel.db', 'test')
+    store.enqueue(b'x')
+    assert store.path == str(tmp_path / 'rel.db')
+    assert (tmp_path / 'rel.db').exists()
+    store.close()
