@@ -100,3 +100,46 @@ class RedisServer:
         """Stop the server and remove its directory."""
         self.stop(kill=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SignalRecorder:
+    """Records ``(signal, task_id)`` pairs (and exceptions) from a queue's handlers."""
+
+    def __init__(self, queue: Any) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.exceptions: list[BaseException] = []
+        self.tasks: list[Any] = []
+        queue.signal()(self._record)
+
+    def _record(self, signal: str, task: Any, *extra: Any) -> None:
+        self.events.append((signal, task.id))
+        self.tasks.append(task)
+        if extra:
+            self.exceptions.append(extra[0])
+
+    def signals(self, task_id: str | None = None) -> list[str]:
+        """The recorded signals, for one task or all."""
+        return [sig for sig, tid in self.events if task_id is None or tid == task_id]
+
+    def clear(self) -> None:
+        """Forget what was recorded so far."""
+        self.events.clear()
+        self.exceptions.clear()
+        self.tasks.clear()
+
+
+def execute_next(queue: Any, timestamp: Any = None) -> Any:
+    """Dequeue one task and run it through the full lifecycle, as a worker would."""
+    task = queue.dequeue()
+    assert task is not None, 'the queue is empty'
+    return queue.execute(task, timestamp)
+
+
+def run_schedule(queue: Any, timestamp: Any) -> int:
+    """Move tasks due at ``timestamp`` from the schedule to the queue, as the scheduler does."""
+    from queue_core.signals import SOURCE_SCHEDULER
+    tasks = queue.read_schedule(timestamp)
+    with queue.emitting_as(SOURCE_SCHEDULER):
+        for task in tasks:
+            queue.enqueue(task)
+    return len(tasks)

@@ -1,0 +1,228 @@
+"""The lifecycle of one execution (SPEC §2): decide, run, store, signal, retry, chain.
+
+``Executor.execute`` is what the consumer's workers and the tests' ``execute_next`` call.
+Time comes in as ``timestamp`` (a naive datetime in the queue's clock).
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from . import signals as S
+from .exceptions import (CancelExecution, RateLimitExceeded, RetryTask, SerializationError,
+                         TaskLocked, TaskTimeout)
+from .values import SKIPPED, Error
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import TaskQueue
+    from .task import Task
+
+logger = logging.getLogger('queue_core')
+
+CHORD_PREFIX = 'chord.'
+CHORD_TTL = 7 * 86400
+
+
+def error_value(task: 'Task', exc: BaseException) -> Error:
+    """The stored form of a failure: ``repr`` of the exception, traceback, retries, id."""
+    tb = exc.__traceback__
+    text = ''.join(traceback.format_exception(type(exc), exc, tb)) if tb else getattr(
+        exc, 'traceback', None)
+    return Error({'error': repr(exc), 'traceback': text, 'retries': task.retries,
+                  'task_id': task.id})
+
+
+class Executor:
+    """Runs tasks through the full lifecycle on behalf of one queue."""
+
+    def __init__(self, queue: 'TaskQueue') -> None:
+        self.queue = queue
+
+    def execute(self, task: 'Task', timestamp: datetime.datetime) -> Any:
+        """Schedule, revoke, expire or run ``task``; return its value or ``None``."""
+        q = self.queue
+        if task.eta is not None and task.eta > timestamp:
+            q.add_schedule(task)
+            return None
+        if q.is_revoked(task, timestamp, peek=False):
+            logger.info('%s revoked, not executing', task)
+            self._skipped(S.SIGNAL_REVOKED, task)
+            return None
+        if task.expires_at is not None and task.expires_at < timestamp:
+            logger.info('%s expired at %s, not executing', task, task.expires_at)
+            self._skipped(S.SIGNAL_EXPIRED, task)
+            return None
+        logger.info('executing %s', task)
+        q.emit(S.SIGNAL_EXECUTING, task)
+        try:
+            q.pre_execute_hooks.run(task)
+        except CancelExecution as exc:
+            self._canceled(task, exc, timestamp)
+            return None
+        return self._run(task, timestamp)
+
+    def _skipped(self, signal: str, task: 'Task') -> None:
+        self.queue.emit(signal, task, final=True)
+        settle_chord(self.queue, task, SKIPPED)
+
+    def _run(self, task: 'Task', timestamp: datetime.datetime) -> Any:
+        task.mark_started()
+        start = time.perf_counter()
+        try:
+            value = task.execute()
+        except KeyboardInterrupt:
+            self._interrupted(task)
+            raise
+        except TaskTimeout as exc:
+            self._failed(task, exc, S.SIGNAL_TIMEOUT, timestamp, store_each=True)
+        except RateLimitExceeded as exc:
+            self._rate_limited(task, exc, timestamp)
+        except TaskLocked as exc:
+            logger.warning('%s not run: unable to acquire lock', task)
+            self._failed(task, exc, S.SIGNAL_LOCKED, timestamp, store_each=False)
+        except CancelExecution as exc:
+            self._canceled(task, exc, timestamp)
+        except RetryTask as exc:
+            logger.info('%s asked to be retried', task)
+            self.queue.post_execute_hooks.run_isolated(task, None, exc)
+            eta = self.queue.normalize_eta(exc.eta, exc.delay, now=timestamp) if (
+                exc.eta is not None or exc.delay is not None) else None
+            self._retry(task, timestamp, spend=False, eta=eta)
+        except Exception as exc:
+            logger.exception('%s failed after %.3fs', task, time.perf_counter() - start)
+            self._failed(task, exc, S.SIGNAL_ERROR, timestamp, store_each=True)
+        else:
+            logger.info('%s complete in %.3fs', task, time.perf_counter() - start)
+            return self._completed(task, value, timestamp)
+        return None
+
+    def _completed(self, task: 'Task', value: Any, timestamp: datetime.datetime) -> Any:
+        q = self.queue
+        if q.results and not task.periodic and (value is not None or q.store_none):
+            try:
+                q.put_result(task.id, value)
+            except SerializationError as exc:
+                logger.error('%s returned a value that cannot be stored: %s', task, exc)
+                self._failed(task, exc, S.SIGNAL_ERROR, timestamp, store_each=True)
+                return None
+        q.post_execute_hooks.run_isolated(task, value, None)
+        q.emit(S.SIGNAL_COMPLETE, task, final=True)
+        if task.on_complete is not None:
+            step = task.on_complete
+            step.extend_data(value)
+            q.enqueue(step)
+        settle_chord(q, task, value)
+        return value
+
+    def _failed(self, task: 'Task', exc: BaseException, signal: str,
+                timestamp: datetime.datetime, store_each: bool) -> None:
+        """A failed attempt: store, signal, hooks, on_error, then retry or give up."""
+        q = self.queue
+        final = task.retries <= 0
+        error = error_value(task, exc)
+        if q.results and not task.periodic and (store_each or final):
+            q.put_result(task.id, error)
+        q.emit(signal, task, exc, final=final)
+        q.post_execute_hooks.run_isolated(task, None, exc)
+        if task.on_error is not None:
+            step = q.copy_task(task.on_error)
+            step.extend_data(exc)
+            q.enqueue(step)
+        if final:
+            give_up(q, task, error)
+        else:
+            self._retry(task, timestamp, spend=True)
+
+    def _rate_limited(self, task: 'Task', exc: RateLimitExceeded,
+                      timestamp: datetime.datetime) -> None:
+        if not exc.retry:
+            self._failed(task, exc, S.SIGNAL_RATE_LIMITED, timestamp, store_each=False)
+            return
+        logger.warning('%s rate-limited; rescheduled in %.3fs', task, exc.delay or 0)
+        self.queue.emit(S.SIGNAL_RATE_LIMITED, task, exc, final=False)
+        self.queue.post_execute_hooks.run_isolated(task, None, exc)
+        eta = timestamp + datetime.timedelta(seconds=max(exc.delay or 0, 0))
+        self._retry(task, timestamp, spend=False, eta=eta)
+
+    def _canceled(self, task: 'Task', exc: CancelExecution,
+                  timestamp: datetime.datetime) -> None:
+        retry = exc.retry is True
+        logger.warning('%s canceled%s', task, ' (will be retried)' if retry else '')
+        if retry:
+            task.retries = max(task.retries, 1)
+        self.queue.emit(S.SIGNAL_CANCELED, task, exc, final=not retry)
+        if retry:
+            self._retry(task, timestamp, spend=True)
+        else:
+            settle_chord(self.queue, task, SKIPPED)
+
+    def _interrupted(self, task: 'Task') -> None:
+        q = self.queue
+        requeue = q.requeue_interrupted
+        logger.warning('%s interrupted by shutdown%s', task, ' (requeued)' if requeue else '')
+        q.emit(S.SIGNAL_INTERRUPTED, task, final=not requeue)
+        if requeue:
+            with q.emitting_as(S.SOURCE_CONSUMER):
+                task.eta = None
+                q.enqueue(task)
+        else:
+            give_up(q, task, error_value(task, KeyboardInterrupt('interrupted by shutdown')))
+
+    def _retry(self, task: 'Task', timestamp: datetime.datetime, spend: bool,
+               eta: datetime.datetime | None = None) -> None:
+        """RETRYING, then the copy goes on the schedule (delay/eta) or back on the queue."""
+        q = self.queue
+        q.emit(S.SIGNAL_RETRYING, task)
+        if spend:
+            task.retries -= 1
+        if eta is None and task.retry_delay:
+            eta = timestamp + datetime.timedelta(seconds=task.retry_delay)
+            if task.retry_backoff:
+                task.retry_delay = task.retry_delay * task.retry_backoff
+        logger.warning('%s will be retried (%d retries left)%s', task, task.retries,
+                       ' at %s' % eta if eta else '')
+        task.eta = eta
+        if eta is not None:
+            q.add_schedule(task)
+        else:
+            q.enqueue(task)
+
+
+def give_up(queue: 'TaskQueue', task: 'Task', error: Error) -> None:
+    """A task failed for good: later pipeline steps fail too, a chord gets the ``Error``."""
+    if queue.results:
+        step = task.on_complete
+        while step is not None:
+            metadata = dict(error.metadata, task_id=step.id,
+                            error='upstream task %s failed: %s' % (task.id,
+                                                                   error.metadata['error']))
+            queue.put_result(step.id, Error(metadata))
+            step = step.on_complete
+    settle_chord(queue, task, error)
+
+
+def settle_chord(queue: 'TaskQueue', task: 'Task', outcome: Any) -> None:
+    """Record a chord member's final outcome; the last one enqueues the callback."""
+    info = task.chord
+    if not info:
+        return
+    chord_id, size = info['id'], info['size']
+    storage = queue.storage
+    storage.put_data('%s%s.%d' % (CHORD_PREFIX, chord_id, info['index']),
+                     queue.serializer.serialize(outcome), ttl=CHORD_TTL)
+    if storage.incr(CHORD_PREFIX + chord_id, 1, ttl=CHORD_TTL) != size:
+        return
+    outcomes = []
+    for index in range(size):
+        data = storage.pop_data('%s%s.%d' % (CHORD_PREFIX, chord_id, index))
+        outcomes.append(queue.serializer.deserialize(data) if data is not None else SKIPPED)
+    data = storage.pop_data('%s%s.cb' % (CHORD_PREFIX, chord_id))
+    if data is None:
+        logger.error('chord %s finished but its callback is missing', chord_id)
+        return
+    callback = queue.deserialize_task(data)
+    callback.args = (outcomes,) + callback.args
+    queue.enqueue(callback)

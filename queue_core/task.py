@@ -1,0 +1,247 @@
+"""Tasks (one call of a function, with its options) and task wrappers (decorated functions)."""
+from __future__ import annotations
+
+import datetime
+import inspect
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from .exceptions import ConfigurationError, TaskTimeout
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import TaskQueue
+    from .result import Result, ResultGroup
+
+#: Keyword options a call or ``.s()`` may give to override the decorator's defaults.
+RESERVED_OPTIONS = ('id', 'eta', 'delay', 'retries', 'retry_delay', 'retry_backoff',
+                    'priority', 'expires', 'timeout')
+
+
+class Task:
+    """One call of a task function, with everything needed to run it anywhere.
+
+    ``name`` is the function's name (as in Huey); ``registry_name`` is ``module.name``, the
+    name task messages and bus events carry. ``tseq`` counts this task's events handed to
+    a bus. ``final`` is set by the queue just before each signal: whether that signal ends
+    the task's lifecycle.
+    """
+
+    def __init__(self, wrapper: 'TaskWrapper | None', args: Iterable[Any] = (),
+                 kwargs: dict[str, Any] | None = None, *, id: str | None = None,
+                 name: str | None = None, registry_name: str | None = None,
+                 eta: datetime.datetime | None = None, retries: int | None = None,
+                 retry_delay: float | None = None, retry_backoff: float | None = None,
+                 priority: int | None = None, expires: Any = None,
+                 expires_at: datetime.datetime | None = None, timeout: float | None = None,
+                 on_complete: 'Task | None' = None, on_error: 'Task | None' = None,
+                 tseq: int | None = 0, chord: dict[str, Any] | None = None) -> None:
+        defaults = wrapper.defaults if wrapper is not None else {}
+        self.wrapper = wrapper
+        self.id = id or str(uuid.uuid4())
+        self.name = name or (wrapper.name if wrapper else 'unknown')
+        self.registry_name = registry_name or (wrapper.registry_name if wrapper else self.name)
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        self.eta = eta
+        self.retries = defaults.get('retries', 0) if retries is None else retries
+        self.retry_delay = defaults.get('retry_delay', 0) if retry_delay is None else retry_delay
+        self.retry_backoff = (defaults.get('retry_backoff') if retry_backoff is None
+                              else retry_backoff)
+        self.priority = defaults.get('priority') if priority is None else priority
+        self.expires = defaults.get('expires') if expires is None else expires
+        self.expires_at = expires_at
+        self.timeout = defaults.get('timeout') if timeout is None else timeout
+        self.on_complete = on_complete
+        self.on_error = on_error
+        self.tseq = tseq
+        self.chord = chord
+        self.final = False
+        self._started: float | None = None
+
+    def __repr__(self) -> str:
+        return '%s: %s' % (self.registry_name, self.id)
+
+    @property
+    def periodic(self) -> bool:
+        """Whether this is a periodic task (its results are never stored)."""
+        return bool(self.wrapper is not None and self.wrapper.periodic)
+
+    @property
+    def context(self) -> bool:
+        """Whether the function receives ``task=`` (a ``context=True`` task)."""
+        return bool(self.wrapper is not None and self.wrapper.context)
+
+    def then(self, task: 'Task | TaskWrapper', *args: Any, **kwargs: Any) -> 'Task':
+        """Run ``task`` (or ``wrapper.s(*args, **kwargs)``) after this one succeeds, with
+        this one's return value appended to its arguments. Returns ``self`` for chaining."""
+        step = task if isinstance(task, Task) else task.s(*args, **kwargs)
+        if self.on_complete is not None:
+            self.on_complete.then(step)
+        else:
+            self.on_complete = step
+        return self
+
+    def error(self, task: 'Task | TaskWrapper', *args: Any, **kwargs: Any) -> 'Task':
+        """Run ``task`` after each failed attempt of this one, with the exception appended."""
+        step = task if isinstance(task, Task) else task.s(*args, **kwargs)
+        if self.on_error is not None:
+            self.on_error.error(step)
+        else:
+            self.on_error = step
+        return self
+
+    def chain(self) -> list['Task']:
+        """This task and the pipeline steps after it, in order."""
+        steps, step = [], self
+        while step is not None:
+            steps.append(step)
+            step = step.on_complete
+        return steps
+
+    def extend_data(self, data: Any) -> None:
+        """Feed a previous step's output: a tuple spreads into the arguments, a dict into
+        the keyword arguments, anything else is appended as one argument."""
+        if data is None:
+            return
+        if isinstance(data, tuple):
+            self.args += data
+        elif isinstance(data, dict):
+            self.kwargs.update(data)
+        else:
+            self.args += (data,)
+
+    def revoke(self, revoke_until: datetime.datetime | None = None,
+               revoke_once: bool = False) -> None:
+        """Revoke this task by id."""
+        self._queue().revoke_by_id(self.id, revoke_until, revoke_once)
+
+    def _queue(self) -> 'TaskQueue':
+        if self.wrapper is None:
+            raise ConfigurationError('task %s is not bound to a queue' % self.id)
+        return self.wrapper.queue
+
+    # -- timeouts ----------------------------------------------------------------
+    def mark_started(self, now: float | None = None) -> None:
+        """Record when execution started (for ``check_timeout``)."""
+        self._started = time.monotonic() if now is None else now
+
+    def time_remaining(self) -> float | None:
+        """Seconds left before the timeout, or ``None`` without a timeout or start time."""
+        if not self.timeout or self._started is None:
+            return None
+        return self.timeout - (time.monotonic() - self._started)
+
+    def is_timed_out(self) -> bool:
+        """Whether the task has run past its ``timeout``."""
+        remaining = self.time_remaining()
+        return remaining is not None and remaining <= 0
+
+    def check_timeout(self) -> None:
+        """Raise ``TaskTimeout`` if the task has run past its ``timeout``."""
+        if self.is_timed_out():
+            raise TaskTimeout('task %s ran past its timeout of %ss' % (self.id, self.timeout))
+
+    def execute(self) -> Any:
+        """Call the function with this task's arguments."""
+        if self.wrapper is None:
+            from .exceptions import QueueError
+            raise QueueError('no task named %r is registered in this process; is its module '
+                             'imported by the consumer?' % self.registry_name)
+        kwargs = dict(self.kwargs)
+        if self.wrapper.context:
+            kwargs['task'] = self
+        return self.wrapper.func(*self.args, **kwargs)
+
+
+def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate the reserved per-call options from the function's own keyword arguments."""
+    options = {key: kwargs.pop(key) for key in RESERVED_OPTIONS if key in kwargs}
+    return kwargs, options
+
+
+class TaskWrapper:
+    """A decorated function: calling it enqueues a task and returns a result handle."""
+
+    def __init__(self, queue: 'TaskQueue', func: Callable[..., Any], *, retries: int = 0,
+                 retry_delay: float = 0, retry_backoff: float | None = None,
+                 priority: int | None = None, context: bool = False, name: str | None = None,
+                 expires: Any = None, timeout: float | None = None,
+                 validate_datetime: Callable[[datetime.datetime], bool] | None = None) -> None:
+        _refuse_reserved_parameters(func)
+        self.queue = queue
+        self.func = func
+        self.name = name or func.__name__
+        self.registry_name = '%s.%s' % (func.__module__, self.name)
+        self.context = context
+        self.validate_datetime = validate_datetime
+        self.periodic = validate_datetime is not None
+        self.defaults = dict(retries=retries, retry_delay=retry_delay,
+                             retry_backoff=retry_backoff, priority=priority,
+                             expires=expires, timeout=timeout)
+        self.__doc__ = func.__doc__
+        self.__name__ = getattr(func, '__name__', self.name)
+        self.__wrapped__ = func
+
+    def __repr__(self) -> str:
+        return '<TaskWrapper %s>' % self.registry_name
+
+    def s(self, *args: Any, **kwargs: Any) -> Task:
+        """Make a task for this call without enqueueing it (reserved options apply)."""
+        kwargs, options = split_options(dict(kwargs))
+        return self._make(args, kwargs, options)
+
+    def _make(self, args: Iterable[Any], kwargs: dict[str, Any] | None,
+              options: dict[str, Any]) -> Task:
+        eta = self.queue.normalize_eta(options.pop('eta', None), options.pop('delay', None))
+        return Task(self, args, kwargs, eta=eta, **options)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> 'Result | ResultGroup | None':
+        """Enqueue a call; returns its result handle (``None`` with ``results=False``)."""
+        return self.queue.enqueue(self.s(*args, **kwargs))
+
+    def schedule(self, args: Iterable[Any] | None = None, kwargs: dict[str, Any] | None = None,
+                 eta: datetime.datetime | None = None, delay: Any = None,
+                 **options: Any) -> 'Result | ResultGroup | None':
+        """Enqueue a call to run at ``eta`` or after ``delay`` seconds."""
+        unknown = set(options) - set(RESERVED_OPTIONS)
+        if unknown:
+            raise TypeError('schedule() got unexpected options: %s' % ', '.join(sorted(unknown)))
+        options.update(eta=eta, delay=delay)
+        return self.queue.enqueue(self._make(args or (), kwargs, options))
+
+    def map(self, iterable: Iterable[Any]) -> 'ResultGroup | None':
+        """Enqueue one task per item (a tuple item is the positional arguments, anything else
+        the single argument), in one storage round trip per batch."""
+        tasks = [self.s(*item) if isinstance(item, tuple) else self.s(item) for item in iterable]
+        return self.queue.enqueue_many(tasks)
+
+    def call_local(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the function here and now: no queue, no signals."""
+        return self.func(*args, **kwargs)
+
+    def revoke(self, revoke_until: datetime.datetime | None = None,
+               revoke_once: bool = False) -> None:
+        """Revoke every call of this task (until ``revoke_until``, or just the next one)."""
+        self.queue.revoke_all(self.registry_name, revoke_until, revoke_once)
+
+    def is_revoked(self, timestamp: datetime.datetime | None = None) -> bool:
+        """Whether calls of this task are revoked."""
+        return self.queue.is_revoked(self.registry_name, timestamp)
+
+    def restore(self) -> bool:
+        """Undo ``revoke``; returns whether a revocation was removed."""
+        return self.queue.restore_all(self.registry_name)
+
+
+def _refuse_reserved_parameters(func: Callable[..., Any]) -> None:
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return
+    clash = [name for name, param in params.items() if name in RESERVED_OPTIONS
+             and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)]
+    if clash:
+        raise ConfigurationError(
+            'task function %s has parameter(s) %s, which are reserved per-call options '
+            '(%s); rename them' % (func.__qualname__, ', '.join(clash), ', '.join(RESERVED_OPTIONS)))
