@@ -1,0 +1,63 @@
+"""The consumer's settings: one frozen dataclass, built by the CLI or by hand."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..exceptions import ConfigurationError
+
+WORKER_PROCESS = 'process'
+WORKER_THREAD = 'thread'
+WORKER_TYPES = (WORKER_PROCESS, WORKER_THREAD)
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    """Everything the supervisor, its workers and its scheduler need to know.
+
+    Times are in seconds. ``health_check_interval`` of ``None`` turns the stuck-worker
+    check off (dead workers are always replaced). ``shutdown_timeout`` of ``None`` lets a
+    graceful stop wait for running tasks as long as they take.
+    """
+
+    workers: int = 1
+    worker_type: str = WORKER_PROCESS
+    bus: str | None = None
+    broker: bool = False
+    periodic: bool = True
+    scheduler_interval: float = 1.0
+    health_check_interval: float | None = 10.0
+    lease: float = 30.0
+    requeue_interrupted: bool = False
+    flush_locks: bool = False
+    max_tasks: int | None = None
+    shutdown_timeout: float | None = None
+    #: Longest single wait for work, so a stop request is noticed promptly.
+    poll_interval: float = 1.0
+    #: Storage-outage backoff: first delay and cap, doubling in between.
+    backoff_initial: float = 0.1
+    backoff_max: float = 5.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.workers < 1:
+            problems.append('workers must be at least 1 (got %r)' % (self.workers,))
+        if self.worker_type not in WORKER_TYPES:
+            problems.append('worker type must be one of %s (got %r)'
+                            % (', '.join(WORKER_TYPES), self.worker_type))
+        for name in ('scheduler_interval', 'lease', 'poll_interval', 'backoff_initial',
+                     'backoff_max'):
+            if getattr(self, name) <= 0:
+                problems.append('%s must be positive (got %r)' % (name, getattr(self, name)))
+        for name in ('health_check_interval', 'shutdown_timeout'):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                problems.append('%s must not be negative (got %r)' % (name, value))
+        if self.max_tasks is not None and self.max_tasks < 1:
+            problems.append('max_tasks must be at least 1 (got %r)' % (self.max_tasks,))
+        if problems:
+            raise ConfigurationError('; '.join(problems))
+
+    @property
+    def renew_interval(self) -> float:
+        """How often leases are renewed and expired leases swept: a third of the lease."""
+        return self.lease / 3.0

@@ -1,0 +1,143 @@
+"""What runs inside a worker process: fork hygiene, signal handling, interruptible tasks.
+
+Signals in a worker process:
+- SIGINT: graceful; the running task finishes, nothing new starts.
+- SIGTERM: immediate; the running task is interrupted with ``KeyboardInterrupt`` (the
+  queue reports INTERRUPTED) and nothing new starts.
+- SIGALRM: armed for the task's ``timeout``; raises ``TaskTimeout`` in the task (TIMEOUT).
+- SIGHUP: ignored (the supervisor restarts workers by sending them SIGINT).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from ..exceptions import TaskTimeout
+from ..signals import SIGNAL_INTERRUPTED
+from .backoff import StopFlag
+from .config import ConsumerConfig
+from .worker import Worker
+
+logger = logging.getLogger('queue_core.consumer')
+
+_HOOK_NAME = 'queue_core.consumer.interruptible'
+
+
+class ProcessGuard:
+    """Makes the task function interruptible while, and only while, it runs.
+
+    A pre-execute hook (registered last, so it runs just before the function) marks the
+    function as running and arms the timeout; a post-execute hook disarms both. Signals
+    that arrive outside the function only set the stop flags, so the queue's own
+    bookkeeping is never cut in half.
+    """
+
+    def __init__(self, queue: Any, stop: StopFlag, halt: StopFlag) -> None:
+        self.queue = queue
+        self.stop = stop
+        self.halt = halt
+        self._task: Any = None
+        self._in_function = False
+        self._raised = False
+        self._reported = False
+
+    def install(self) -> None:
+        """Install the signal handlers, hooks and the INTERRUPTED observer."""
+        signal.signal(signal.SIGINT, self._on_sigint)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        signal.signal(signal.SIGALRM, self._on_sigalrm)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self.queue.pre_execute(name=_HOOK_NAME)(self._before_function)
+        self.queue.post_execute(name=_HOOK_NAME)(self._after_function)
+        self.queue.signal(SIGNAL_INTERRUPTED)(self._on_interrupted)
+
+    @contextmanager
+    def running(self, task: Any) -> Iterator[None]:
+        """Execution of ``task`` in progress."""
+        self._task, self._raised, self._reported = task, False, False
+        try:
+            yield
+        finally:
+            self._disarm()
+            self._task = None
+
+    def reported(self, task: Any) -> bool:
+        """Whether the queue emitted INTERRUPTED for ``task`` in this execution."""
+        return self._reported
+
+    def _before_function(self, task: Any) -> None:
+        if self._task is None or task.id != self._task.id:
+            return
+        self._in_function = True
+        if self.halt.is_set():
+            self._interrupt()
+        timeout = getattr(task, 'timeout', None)
+        if timeout:
+            signal.setitimer(signal.ITIMER_REAL, float(timeout))
+
+    def _after_function(self, task: Any, value: Any, exc: Any) -> None:
+        if self._task is not None and task.id == self._task.id:
+            self._disarm()
+
+    def _disarm(self) -> None:
+        self._in_function = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def _interrupt(self) -> None:
+        self._raised = True
+        self._disarm()
+        raise KeyboardInterrupt('worker process received SIGTERM')
+
+    def _on_interrupted(self, sig: str, task: Any, *extra: Any) -> None:
+        if self._task is not None and task.id == self._task.id:
+            self._reported = True
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self.stop.set()
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.stop.set()
+        self.halt.set()
+        if self._in_function and not self._raised:
+            self._interrupt()
+
+    def _on_sigalrm(self, signum: int, frame: Any) -> None:
+        if self._in_function and not self._raised:
+            self._raised = True
+            self._in_function = False
+            timeout = getattr(self._task, 'timeout', None)
+            raise TaskTimeout('task %s exceeded its timeout of %ss'
+                              % (getattr(self._task, 'id', '?'), timeout))
+
+
+def run_worker_process(queue: Any, config: ConsumerConfig, owner: str, supervisor_pid: int,
+                       heartbeat: Callable[[], None]) -> None:
+    """Entry point of a forked worker process; returns when the worker stops."""
+    stop, halt = StopFlag(), StopFlag()
+    guard = ProcessGuard(queue, stop, halt)
+    guard.install()
+    queue.storage.reset_after_fork()
+    worker = Worker(queue, config, owner, stop=stop, halt=halt, guard=guard,
+                    heartbeat=heartbeat, parent_pid=supervisor_pid)
+    try:
+        worker.run()
+    finally:
+        close_queue(queue)
+
+
+def close_queue(queue: Any) -> None:
+    """Flush the bus publishers and storage connections of a process about to exit."""
+    for sink in list(getattr(queue, '_signal_sinks', None) or ()):
+        close = getattr(sink, 'close', None)
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                logger.exception('closing signal sink %r failed', sink)
+    try:
+        queue.storage.close()
+    except Exception:
+        logger.exception('closing the storage failed')

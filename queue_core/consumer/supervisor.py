@@ -1,0 +1,259 @@
+"""The supervisor: starts the workers and the scheduler, replaces dead or stuck workers,
+recovers abandoned in-flight tasks, and turns OS signals into shutdown and restart.
+
+Signals: SIGINT graceful stop (a second SIGINT escalates to an immediate stop), SIGTERM
+immediate stop, SIGHUP graceful restart of every worker.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from multiprocessing.connection import wait
+from typing import Any, Callable
+
+from ..exceptions import ConfigurationError, StorageError
+from ..storage.memory import MemoryStorage
+from .broker_host import EmbeddedBroker, default_ingest
+from .config import WORKER_PROCESS, ConsumerConfig
+from .pool import ProcessHandle, ThreadHandle
+from .process import close_queue
+from .recovery import recover_owners, sweep_abandoned
+from .scheduler import Scheduler
+
+logger = logging.getLogger('queue_core.consumer')
+
+#: Longest the supervisor sleeps between looks at its workers, in seconds.
+TICK = 0.5
+#: After an immediate stop is requested, workers still alive this much later are killed.
+KILL_AFTER = 10.0
+_HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Supervisor:
+    """Runs one consumer until it is told to stop; ``run()`` returns the exit status."""
+
+    def __init__(self, queue: Any, config: ConsumerConfig,
+                 scheduler_now: Callable[[], Any] | None = None) -> None:
+        self.queue = queue
+        self.config = config
+        self.scheduler = Scheduler(queue, config, now=scheduler_now)
+        self.workers: list[Any] = []
+        self.broker: EmbeddedBroker | None = None
+        self.stopping = False
+        self.terminating = False
+        self._pid = os.getpid()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._old_handlers: dict[int, Any] = {}
+        self._next_index = 0
+        self._starts_due: list[float] = []
+        self._quick_deaths = 0
+        self._stop_deadline: float | None = None
+        self._kill_deadline: float | None = None
+        self._next_sweep = 0.0
+        self._next_health = 0.0
+
+    # -- setup -------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise ``ConfigurationError`` for a configuration that cannot work."""
+        if self.config.worker_type == WORKER_PROCESS and isinstance(self.queue.storage,
+                                                                    MemoryStorage):
+            raise ConfigurationError('memory:// storage cannot be shared between processes; '
+                                     'use sqlite:/// or redis:// storage, or thread workers '
+                                     '(-k thread)')
+
+    def _prepare(self) -> None:
+        self.queue.requeue_interrupted = self.config.requeue_interrupted
+        if self.config.flush_locks:
+            self.queue.flush_locks()
+            logger.info('flushed task locks')
+        bus = self.config.bus
+        if self.config.broker:
+            self.broker = EmbeddedBroker(bus)
+            self.broker.start()
+            bus = bus or default_ingest()
+        if bus:
+            self.queue.attach_bus(bus)
+            logger.info('publishing signals to %s', bus)
+
+    def _install_signals(self) -> None:
+        for signum in _HANDLED:
+            self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _restore_signals(self) -> None:
+        for signum, handler in self._old_handlers.items():
+            signal.signal(signum, handler)
+        self._old_handlers.clear()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        # A forked child runs this handler until it installs its own: ignore it there.
+        if os.getpid() == self._pid:
+            try:
+                os.write(self._wake_w, bytes([signum]))
+            except BlockingIOError:
+                pass
+
+    # -- running -----------------------------------------------------------------
+    def run(self) -> int:
+        """Start everything, supervise until stopped, clean up; return the exit status."""
+        self.check()
+        self._prepare()
+        self._install_signals()
+        logger.info('consumer started: %d %s worker(s), lease %ss, storage %s',
+                    self.config.workers, self.config.worker_type, self.config.lease,
+                    type(self.queue.storage).__name__)
+        try:
+            self._sweep()
+            for _ in range(self.config.workers):
+                self._start_worker()
+            self.scheduler.start()
+            while not (self.stopping and not self.workers):
+                self.step()
+        finally:
+            self.scheduler.join(timeout=KILL_AFTER)
+            if self.broker is not None:
+                self.broker.stop()
+            self._restore_signals()
+            close_queue(self.queue)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+        logger.info('consumer stopped')
+        return 0
+
+    def step(self) -> None:
+        """Wait for a worker to end, a signal, or the next chore; then deal with it."""
+        sentinels = [h.sentinel for h in self.workers if h.sentinel is not None]
+        wait(sentinels + [self._wake_r], TICK)
+        self._handle_signals()
+        self._reap()
+        now = time.monotonic()
+        if not self.stopping:
+            self._start_due(now)
+        if now >= self._next_sweep:
+            self._sweep()
+        interval = self.config.health_check_interval
+        if interval and now >= self._next_health:
+            self._next_health = now + interval
+            self._health_check()
+        self._enforce_deadlines(now)
+
+    def _handle_signals(self) -> None:
+        try:
+            received = os.read(self._wake_r, 64)
+        except BlockingIOError:
+            return
+        for signum in received:
+            if signum == signal.SIGINT:
+                if self.stopping:
+                    self.terminate('second SIGINT')
+                else:
+                    self.stop('SIGINT')
+            elif signum == signal.SIGTERM:
+                self.terminate('SIGTERM')
+            elif signum == signal.SIGHUP:
+                self.restart_workers()
+
+    # -- workers -----------------------------------------------------------------
+    def _start_worker(self) -> None:
+        kind = ProcessHandle if self.config.worker_type == WORKER_PROCESS else ThreadHandle
+        handle = kind(self.queue, self.config, self._next_index)
+        self._next_index += 1
+        handle.start()
+        self.workers.append(handle)
+        logger.debug('started worker %s', handle.owner)
+
+    def _start_due(self, now: float) -> None:
+        due = [t for t in self._starts_due if t <= now]
+        self._starts_due = [t for t in self._starts_due if t > now]
+        for _ in due:
+            self._start_worker()
+
+    def _reap(self) -> None:
+        for handle in [h for h in self.workers if not h.is_alive()]:
+            handle.join()
+            self.workers.remove(handle)
+            lived = time.monotonic() - handle.started
+            if handle.exitcode != 0:
+                logger.error('worker %s died (exit status %s)', handle.owner, handle.exitcode)
+            self._recover_owner(handle.owner)
+            if self.stopping:
+                continue
+            # A worker that dies right after starting is replaced after a growing pause,
+            # so a broken startup hook does not turn into a fork loop.
+            self._quick_deaths = self._quick_deaths + 1 if (
+                handle.exitcode != 0 and lived < 1.0) else 0
+            pause = min(4.0, 0.1 * 2 ** self._quick_deaths) if self._quick_deaths else 0.0
+            self._starts_due.append(time.monotonic() + pause)
+
+    def _recover_owner(self, owner: str) -> None:
+        try:
+            recover_owners(self.queue, [owner])
+        except StorageError as exc:
+            # The periodic sweep picks these records up once the storage is back.
+            logger.warning('could not recover tasks of worker %s yet: %s', owner, exc)
+
+    def _sweep(self) -> None:
+        self._next_sweep = time.monotonic() + self.config.renew_interval
+        try:
+            sweep_abandoned(self.queue, {h.owner for h in self.workers})
+        except StorageError as exc:
+            logger.warning('could not look for abandoned tasks: %s', exc)
+        except Exception:
+            logger.exception('looking for abandoned tasks failed')
+
+    def _health_check(self) -> None:
+        stale_after = max(2 * self.config.lease, 5.0)
+        for handle in self.workers:
+            age = handle.heartbeat_age()
+            if age > stale_after:
+                logger.error('worker %s has not reported for %.0fs; replacing it',
+                             handle.owner, age)
+                handle.kill()
+
+    # -- stopping ----------------------------------------------------------------
+    def stop(self, reason: str = 'request') -> None:
+        """Graceful stop: running tasks finish, nothing new starts."""
+        if self.stopping:
+            return
+        logger.info('graceful shutdown (%s): waiting for running tasks', reason)
+        self.stopping = True
+        self._starts_due.clear()
+        self.scheduler.stop.set()
+        timeout = self.config.shutdown_timeout
+        if timeout is not None:
+            self._stop_deadline = time.monotonic() + timeout
+        for handle in self.workers:
+            handle.stop()
+
+    def terminate(self, reason: str = 'request') -> None:
+        """Immediate stop: running tasks are interrupted (process workers only)."""
+        if self.terminating:
+            return
+        logger.info('immediate shutdown (%s): interrupting running tasks', reason)
+        self.stopping = self.terminating = True
+        self._starts_due.clear()
+        self.scheduler.stop.set()
+        self._kill_deadline = time.monotonic() + KILL_AFTER
+        for handle in self.workers:
+            handle.terminate()
+
+    def restart_workers(self) -> None:
+        """Graceful restart (SIGHUP): each worker finishes its task and is replaced."""
+        if self.stopping:
+            return
+        logger.info('restarting workers (SIGHUP)')
+        for handle in self.workers:
+            handle.stop()
+
+    def _enforce_deadlines(self, now: float) -> None:
+        if self._stop_deadline is not None and now >= self._stop_deadline:
+            self._stop_deadline = None
+            self.terminate('shutdown timeout of %ss passed' % self.config.shutdown_timeout)
+        if self._kill_deadline is not None and now >= self._kill_deadline:
+            self._kill_deadline = None
+            for handle in self.workers:
+                logger.error('worker %s did not stop; killing it', handle.owner)
+                handle.kill()

@@ -1,0 +1,142 @@
+"""One worker's loop: claim a task, execute it, release it; never busy-poll.
+
+The same loop runs in a worker process (see ``process.py``, which also makes a running
+task interruptible) and in a worker thread (``-k thread``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager, Protocol
+
+from ..exceptions import StorageError
+from ..signals import SOURCE_WORKER
+from .backoff import Backoff, StopFlag
+from .config import ConsumerConfig
+from .lease import LeaseRenewer
+
+logger = logging.getLogger('queue_core.consumer')
+
+
+class TaskGuard(Protocol):
+    """What a worker process wraps around each execution (see ``process.ProcessGuard``)."""
+
+    def running(self, task: Any) -> ContextManager[None]:
+        """Context in which ``task`` executes and may be interrupted."""
+
+    def reported(self, task: Any) -> bool:
+        """Whether INTERRUPTED was emitted for ``task`` during its execution."""
+
+
+class Worker:
+    """Claims and executes tasks until ``stop`` (graceful) or ``halt`` (immediate) is set,
+    or until it has run ``config.max_tasks`` tasks.
+
+    ``owner`` names this worker in the in-flight table. Records it cannot account for
+    after a storage outage (a claim whose reply was lost, an execution cut short by the
+    storage) are recovered through ``queue.recover`` once the storage answers again, so
+    none of them is left renewed forever.
+    """
+
+    def __init__(self, queue: Any, config: ConsumerConfig, owner: str, *,
+                 stop: StopFlag | None = None, halt: StopFlag | None = None,
+                 guard: TaskGuard | None = None,
+                 heartbeat: Callable[[], None] | None = None,
+                 parent_pid: int | None = None) -> None:
+        self.queue = queue
+        self.config = config
+        self.owner = owner
+        self.stop = stop or StopFlag()
+        self.halt = halt or StopFlag()
+        self.guard = guard
+        self.heartbeat = heartbeat
+        self.parent_pid = parent_pid
+        self.tasks_done = 0
+        self._suspect_orphans = False
+        self._cut_short: set[str] = set()
+
+    def run(self) -> None:
+        """The whole life of a worker: renewal thread, startup hooks, loop, shutdown hooks."""
+        renewer = LeaseRenewer(self.queue, self.owner, self.config.lease,
+                               heartbeat=self.heartbeat, parent_pid=self.parent_pid)
+        renewer.start()
+        logger.info('worker %s started', self.owner)
+        try:
+            self.queue.run_startup_hooks()
+            self.loop()
+        finally:
+            self.queue.run_shutdown_hooks()
+            renewer.stop()
+            logger.info('worker %s stopped after %d task(s)', self.owner, self.tasks_done)
+
+    def _recycle_due(self) -> bool:
+        return self.config.max_tasks is not None and self.tasks_done >= self.config.max_tasks
+
+    def loop(self) -> None:
+        """Claim/execute until told to stop; wait on the storage when the queue is empty."""
+        backoff = Backoff(self.stop, self.config.backoff_initial, self.config.backoff_max)
+        while not (self.stop.is_set() or self.halt.is_set() or self._recycle_due()):
+            try:
+                if self._suspect_orphans:
+                    self._recover_orphans()
+                claimed = self.queue.claim(self.owner, self.config.lease)
+                if claimed is None:
+                    self.queue.storage.wait_for_work(self.config.poll_interval)
+            except StorageError as exc:
+                self._suspect_orphans = True
+                backoff.failed('claiming a task', exc)
+                continue
+            backoff.succeeded()
+            if claimed is not None:
+                self.process(*claimed)
+
+    def process(self, task: Any, token: str) -> None:
+        """Execute one claimed task as the worker and release its in-flight record."""
+        started = time.monotonic()
+        guard = self.guard.running(task) if self.guard is not None else nullcontext()
+        try:
+            with self.queue.emitting_as(SOURCE_WORKER), guard:
+                self.queue.execute(task)
+        except KeyboardInterrupt:
+            self.stop.set()
+            self.halt.set()
+            if self.guard is not None and not self.guard.reported(task):
+                # Interrupted before the queue could report it: leave the record for the
+                # supervisor, which reports and recovers it when this process exits.
+                logger.warning('worker %s interrupted %s %s before it was reported',
+                               self.owner, task.name, task.id)
+                return
+            logger.info('worker %s interrupted %s %s after %.3fs', self.owner, task.name,
+                        task.id, time.monotonic() - started)
+        except StorageError as exc:
+            logger.error('worker %s: storage failed while executing %s %s (%s); it will be '
+                         'recovered when the storage returns', self.owner, task.name,
+                         task.id, exc)
+            self._cut_short.add(token)
+            self._suspect_orphans = True
+            return
+        except Exception:
+            logger.exception('worker %s: executing %s %s failed', self.owner, task.name,
+                             task.id)
+        else:
+            logger.info('worker %s finished %s %s in %.3fs', self.owner, task.name, task.id,
+                        time.monotonic() - started)
+        self.tasks_done += 1
+        self._release(token)
+
+    def _release(self, token: str) -> None:
+        # A graceful stop must not skip the release (the supervisor would report a
+        # finished task as interrupted); only an immediate stop gives up on it.
+        backoff = Backoff(self.halt, self.config.backoff_initial, self.config.backoff_max)
+        backoff.call('releasing a finished task', lambda: self.queue.release(token))
+
+    def _recover_orphans(self) -> None:
+        """Recover this worker's records that no running execution accounts for."""
+        for record in self.queue.storage.in_flight_of([self.owner]):
+            if record.token in self._cut_short:
+                self.queue.recover(record)
+            else:  # claimed while the reply was lost: never started, so put it back
+                self.queue.recover(record, requeue=True)
+        self._cut_short.clear()
+        self._suspect_orphans = False
