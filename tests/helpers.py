@@ -109,11 +109,15 @@ class SignalRecorder:
         self.events: list[tuple[str, str]] = []
         self.exceptions: list[BaseException] = []
         self.tasks: list[Any] = []
-        queue.signal()(self._record)
+        self.retries: list[int] = []
+        from queue_core.signals import ALL_SIGNALS
+        # Registered per signal (not catch-all) so it runs before handlers added later.
+        queue.signal(*ALL_SIGNALS)(self._record)
 
     def _record(self, signal: str, task: Any, *extra: Any) -> None:
         self.events.append((signal, task.id))
         self.tasks.append(task)
+        self.retries.append(task.retries)
         if extra:
             self.exceptions.append(extra[0])
 
@@ -126,6 +130,7 @@ class SignalRecorder:
         self.events.clear()
         self.exceptions.clear()
         self.tasks.clear()
+        self.retries.clear()
 
 
 def execute_next(queue: Any, timestamp: Any = None) -> Any:
