@@ -228,3 +228,6 @@ class _terminate_on_sigterm:
 def entry_point() -> None:
     """Console script ``signal-tail``."""
     sys.exit(main(sys.argv[1:]))
+
+if __name__ == '__main__':  # pragma: no cover
+    entry_point()
