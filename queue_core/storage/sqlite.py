@@ -147,7 +147,7 @@ class SqliteStorage(Storage):
         with self._errors('open the database'):
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute('PRAGMA journal_mode=WAL')
+            self._enable_wal(conn)
             conn.execute('PRAGMA synchronous=%s' % self.synchronous)
         with self._lock:
             self._opened.append(conn)
@@ -157,6 +157,21 @@ class SqliteStorage(Storage):
                     cur.execute(statement.format(**self._t))
             self._schema_ready = True
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL takes an exclusive lock and ignores the busy
+        # timeout, so processes opening a fresh file together retry here.
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            try:
+                conn.execute('PRAGMA journal_mode=WAL')
+                return
+            except sqlite3.OperationalError as exc:
+                if 'locked' not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     def reset_after_fork(self) -> None:
         """Forget the parent's connections; this process opens its own on next use."""
