@@ -130,7 +130,8 @@ def run_worker_process(queue: Any, config: ConsumerConfig, owner: str, superviso
 
 def close_queue(queue: Any) -> None:
     """Flush the bus publishers and storage connections of a process about to exit."""
-    for sink in list(getattr(queue, '_signal_sinks', None) or ()):
+    # TaskQueue has no public close(); its sinks (bus publishers) are flushed here.
+    for sink in list(getattr(queue, '_sinks', None) or ()):
         close = getattr(sink, 'close', None)
         if callable(close):
             try:

@@ -107,7 +107,7 @@ class Worker:
                 logger.warning('worker %s interrupted %s %s before it was reported',
                                self.owner, task.name, task.id)
                 return
-            logger.info('worker %s interrupted %s %s after %.3fs', self.owner, task.name,
+            logger.debug('worker %s interrupted %s %s after %.3fs', self.owner, task.name,
                         task.id, time.monotonic() - started)
         except StorageError as exc:
             logger.error('worker %s: storage failed while executing %s %s (%s); it will be '
@@ -120,7 +120,8 @@ class Worker:
             logger.exception('worker %s: executing %s %s failed', self.owner, task.name,
                              task.id)
         else:
-            logger.info('worker %s finished %s %s in %.3fs', self.owner, task.name, task.id,
+            # The queue logs each state at INFO; this line adds the worker's view.
+            logger.debug('worker %s finished %s %s in %.3fs', self.owner, task.name, task.id,
                         time.monotonic() - started)
         self.tasks_done += 1
         self._release(token)

@@ -1,0 +1,110 @@
+"""A small task app for the consumer's end-to-end tests.
+
+Storage comes from ``QUEUE_STORAGE`` (tests in the same process swap ``q.storage``).
+Every signal is appended as one JSON line to the file named by ``QUEUE_SIGNAL_FILE``,
+with one ``write`` on an ``O_APPEND`` descriptor, so lines from several worker
+processes never interleave. ``QUEUE_REENQUEUE_INTERRUPTED=1`` installs the seed's
+re-enqueue handler for ``SIGNAL_INTERRUPTED``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from queue_core import SIGNAL_INTERRUPTED, TaskQueue
+
+q = TaskQueue('e2e', storage=os.environ.get('QUEUE_STORAGE', 'memory://'))
+
+
+@q.signal()
+def record_signal(signal, task, *extra):
+    """Append ``{signal, id, name, pid, source, final, retries}`` to the signal file."""
+    path = os.environ.get('QUEUE_SIGNAL_FILE')
+    if not path:
+        return
+    line = json.dumps({'signal': signal, 'id': task.id, 'name': task.name,
+                       'pid': os.getpid(), 'source': q.source, 'final': task.final,
+                       'retries': task.retries}) + '\n'
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+if os.environ.get('QUEUE_REENQUEUE_INTERRUPTED') == '1':
+    @q.signal(SIGNAL_INTERRUPTED)
+    def on_interrupted(signal, task, *args, **kwargs):
+        """The seed's handler: the consumer was shut down mid-task; re-enqueue it."""
+        q.enqueue(task)
+
+
+def first_time(key: str) -> bool:
+    """True only the first time any process asks about ``key`` (a storage-wide flag)."""
+    return q.storage.put_if_empty('e2e-first:' + key, b'1')
+
+
+@q.task()
+def add(a, b):
+    """Succeeds."""
+    return a + b
+
+
+@q.task(retries=1)
+def fail_once(key):
+    """Fails on its first attempt, succeeds on the retry (queued again at once)."""
+    if first_time(key):
+        raise ValueError('first attempt of %s fails' % key)
+    return 'ok'
+
+
+@q.task(retries=1, retry_delay=1)
+def fail_once_delayed(key):
+    """Fails on its first attempt; the retry waits on the schedule for a second."""
+    if first_time(key):
+        raise ValueError('first attempt of %s fails' % key)
+    return 'ok'
+
+
+@q.task()
+def always_fails():
+    """Fails with no retry."""
+    raise ValueError('always fails')
+
+
+@q.task()
+def limited():
+    """One run per hour-long window; a second run is rate-limited and rescheduled."""
+    with q.rate_limit('e2e-limited', 1, 3600):
+        return 'ran'
+
+
+@q.task()
+def total(values):
+    """A chord callback."""
+    return sum(values)
+
+
+@q.task()
+def slow_once(key, seconds=60.0):
+    """The first run blocks (up to ``seconds``) until interrupted; later runs return."""
+    if first_time(key):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+        return 'slow'
+    return 'fast'
+
+
+@q.task()
+def sleep_for(seconds):
+    """Sleeps, then returns ``seconds``."""
+    time.sleep(seconds)
+    return seconds
+
+
+@q.task(timeout=0.5)
+def too_slow():
+    """Runs past its 0.5 s timeout."""
+    time.sleep(30)
