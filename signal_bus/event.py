@@ -1,0 +1,130 @@
+"""Build an event's body from a queue task: a map of plain msgpack values (SPEC §7).
+
+Datetimes become ISO-8601 strings, tuples and sets arrays, other objects their ``repr``;
+``args`` and ``kwargs`` over 64 KiB become ``{"truncated": <size>}``; an exception becomes
+``{type, message, traceback}``. Nothing here touches a socket.
+"""
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any
+
+import msgpack
+
+from queue_core.serializer import exception_to_map, qualified_name
+from queue_core.signals import SOURCE_CONSUMER
+
+MAX_ARGUMENT_BYTES = 64 * 1024
+#: Tracebacks longer than this keep only their last part (the frames nearest the error).
+MAX_TRACEBACK_CHARS = 32 * 1024
+_MAX_DEPTH = 32
+_INT_RANGE = (-2 ** 63, 2 ** 64 - 1)
+
+
+def _default(value: Any) -> Any:
+    """msgpack's fallback for values it cannot pack natively."""
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    return _safe_repr(value)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return '<unrepresentable %s>' % qualified_name(type(value))
+
+
+def to_plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as plain msgpack values, for what the fast path could not pack."""
+    if depth > _MAX_DEPTH:
+        return _safe_repr(value)
+    if value is None or isinstance(value, (bool, float, str, bytes)):
+        return value
+    if isinstance(value, int):
+        return int(value) if _INT_RANGE[0] <= value <= _INT_RANGE[1] else str(value)
+    if isinstance(value, dict):
+        return {_plain_key(key, depth): to_plain(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_plain(item, depth + 1) for item in value]
+    plain = _default(value)
+    return plain if isinstance(plain, (str, float)) else to_plain(plain, depth + 1)
+
+
+def _plain_key(key: Any, depth: int) -> Any:
+    plain = to_plain(key, depth + 1)
+    return plain if isinstance(plain, (str, int, float, bool, bytes)) or plain is None \
+        else _safe_repr(key)
+
+
+def pack_plain(value: Any) -> bytes:
+    """msgpack bytes of ``value`` made plain (never raises for odd objects)."""
+    try:
+        return msgpack.packb(value, use_bin_type=True, default=_default)
+    except Exception:
+        return msgpack.packb(to_plain(value), use_bin_type=True, default=_safe_repr)
+
+
+def exception_map(exc: BaseException) -> dict[str, Any]:
+    """``{type, message, traceback}`` for ``exc``; the traceback is bounded in size."""
+    try:
+        data = exception_to_map(exc)
+    except Exception:
+        data = {'type': qualified_name(type(exc)), 'message': _safe_repr(exc),
+                'traceback': None}
+    traceback = data.get('traceback')
+    if isinstance(traceback, str) and len(traceback) > MAX_TRACEBACK_CHARS:
+        data['traceback'] = '...\n' + traceback[-MAX_TRACEBACK_CHARS:]
+    return data
+
+
+def build_body(signal: str, task: Any, exc: BaseException | None, source: str, *,
+               host: str, pid: int, now: float | None = None) -> dict[str, Any]:
+    """The body map of one event (values not yet made plain; ``encode_body`` does that)."""
+    body = {
+        'signal': signal,
+        'task_id': task.id,
+        'task_name': task_name_of(task),
+        'tseq': event_tseq(task, source),
+        'ts': time.time() if now is None else now,
+        'host': host,
+        'pid': pid,
+        'source': source,
+        'args': getattr(task, 'args', ()),
+        'kwargs': getattr(task, 'kwargs', None) or {},
+        'retries': getattr(task, 'retries', 0),
+        'final': bool(getattr(task, 'final', False)),
+    }
+    if exc is not None:
+        body['exc'] = exception_map(exc)
+    return body
+
+
+def task_name_of(task: Any) -> str:
+    """The name a task carries on the bus: its registry name ``module.function``."""
+    return str(getattr(task, 'registry_name', None) or getattr(task, 'name', ''))
+
+
+def event_tseq(task: Any, source: str) -> int | None:
+    """The task's ``tseq`` for this event; nil for a supervisor's report (``consumer``)."""
+    if source == SOURCE_CONSUMER:
+        return None
+    tseq = getattr(task, 'tseq', None)
+    return tseq if isinstance(tseq, int) and not isinstance(tseq, bool) and tseq >= 0 else None
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """Pack a body map as plain msgpack, truncating ``args``/``kwargs`` over 64 KiB."""
+    packed = pack_plain(body)
+    if len(packed) <= MAX_ARGUMENT_BYTES:
+        return packed
+    for key in ('args', 'kwargs'):
+        size = len(pack_plain(body[key]))
+        if size > MAX_ARGUMENT_BYTES:
+            body = dict(body, **{key: {'truncated': size}})
+    return pack_plain(body)

@@ -1,0 +1,192 @@
+"""The broker's ordering duties, as pure bookkeeping with time passed in.
+
+``Sequencer`` releases events so that each task's events come out in ``tseq`` order and
+each publisher's events keep their order, both at once. An event whose task predecessor
+has not arrived is held for at most the hold-back window, and holds back the events its
+publisher sent after it; when the window runs out it is released marked ``gap``.
+
+``PublisherTable`` watches each publisher's ``pseq`` and reports the holes.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import OrderedDict, deque
+from typing import NamedTuple
+
+from .wire import BodyInfo, Header
+
+
+class Pending(NamedTuple):
+    """An accepted event waiting for (or on its way to) release."""
+
+    header: Header
+    body: bytes
+    info: BodyInfo
+    arrived: float
+
+
+class Released(NamedTuple):
+    """An event the sequencer lets go; ``gap`` when its hold-back window ran out."""
+
+    event: Pending
+    gap: bool
+
+
+class Loss(NamedTuple):
+    """A hole in one publisher's ``pseq``: events that never reached the broker."""
+
+    pub: int
+    host: str | None
+    pid: int | None
+    count: int
+    first_pseq: int
+    last_pseq: int
+
+
+_RESET = None  # a task's state after a tseq-nil event: the next tseq is accepted as is
+
+
+class Sequencer:
+    """Per-task ``tseq`` order plus per-publisher FIFO, with a bounded hold-back.
+
+    State per task is the last released ``tseq``; it is forgotten after the task's final
+    event and, beyond ``max_tasks`` tasks, least recently used first. A task the
+    sequencer does not know is expected to start at ``tseq`` 1.
+    """
+
+    def __init__(self, hold: float, max_tasks: int = 100_000) -> None:
+        self.hold = hold
+        self.max_tasks = max_tasks
+        self._tasks: OrderedDict[str, int | None] = OrderedDict()
+        self._queues: dict[int, deque[Pending]] = {}
+        self._waiting: dict[str, set[int]] = {}
+        self._blocked_head: dict[int, Pending] = {}
+        self._timers: list[tuple[float, int, int]] = []
+        self._counter = itertools.count()
+        self._work: list[int] = []
+        self.held = 0
+
+    def push(self, event: Pending, now: float) -> list[Released]:
+        """Accept ``event``; return what can be released now, in release order."""
+        out: list[Released] = []
+        pub = event.header.pub
+        queue = self._queues.get(pub)
+        if queue:
+            queue.append(event)
+            self.held += 1
+        elif self._ready(event):
+            self._release(event, False, out)
+        else:
+            self._queues[pub] = deque([event])
+            self.held += 1
+            self._block(pub, event)
+        self._run_work(now, out)
+        return out
+
+    def expire(self, now: float) -> list[Released]:
+        """Release held events whose window has run out (and what they unblock)."""
+        out: list[Released] = []
+        while self._timers and self._timers[0][0] <= now:
+            self._work.append(heapq.heappop(self._timers)[2])
+        self._run_work(now, out)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """When ``expire`` may next have something to release, or None."""
+        return self._timers[0][0] if self._timers else None
+
+    def tasks_tracked(self) -> int:
+        """How many tasks have ordering state now."""
+        return len(self._tasks)
+
+    def _ready(self, event: Pending) -> bool:
+        tseq = event.header.tseq
+        if tseq is None:
+            return True
+        task_id = event.header.task_id
+        if task_id not in self._tasks:
+            return tseq <= 1
+        last = self._tasks[task_id]
+        return last is _RESET or tseq <= last + 1
+
+    def _block(self, pub: int, head: Pending) -> None:
+        self._waiting.setdefault(head.header.task_id, set()).add(pub)
+        if self._blocked_head.get(pub) is not head:
+            self._blocked_head[pub] = head
+            heapq.heappush(self._timers, (head.arrived + self.hold, next(self._counter), pub))
+
+    def _unwait(self, pub: int, task_id: str) -> None:
+        waiters = self._waiting.get(task_id)
+        if waiters is not None:
+            waiters.discard(pub)
+            if not waiters:
+                del self._waiting[task_id]
+
+    def _release(self, event: Pending, gap: bool, out: list[Released]) -> None:
+        out.append(Released(event, gap))
+        task_id, tseq = event.header.task_id, event.header.tseq
+        if event.info.final:
+            self._tasks.pop(task_id, None)
+        elif tseq is None:
+            self._tasks[task_id] = _RESET
+            self._tasks.move_to_end(task_id)
+        else:
+            last = self._tasks.get(task_id, _RESET)
+            self._tasks[task_id] = tseq if last is _RESET or tseq > last else last
+            self._tasks.move_to_end(task_id)
+            while len(self._tasks) > self.max_tasks:
+                self._tasks.popitem(last=False)
+        self._work.extend(self._waiting.pop(task_id, ()))
+
+    def _run_work(self, now: float, out: list[Released]) -> None:
+        while self._work:
+            self._drain(self._work.pop(), now, out)
+
+    def _drain(self, pub: int, now: float, out: list[Released]) -> None:
+        queue = self._queues.get(pub)
+        while queue:
+            head = queue[0]
+            ready = self._ready(head)
+            if not ready and head.arrived + self.hold > now:
+                self._block(pub, head)
+                return
+            queue.popleft()
+            self.held -= 1
+            self._unwait(pub, head.header.task_id)
+            self._release(head, not ready, out)
+        self._queues.pop(pub, None)
+        self._blocked_head.pop(pub, None)
+
+
+class PublisherTable:
+    """Each publisher's last ``pseq``, ``host`` and ``pid``; finds holes in ``pseq``.
+
+    A publisher's first event is never a loss (after a broker restart the earlier broker
+    may have delivered the rest). Beyond ``max_publishers`` the least recently heard is
+    forgotten.
+    """
+
+    def __init__(self, max_publishers: int = 10_000) -> None:
+        self.max_publishers = max_publishers
+        self._pubs: OrderedDict[int, list] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._pubs)
+
+    def observe(self, header: Header, info: BodyInfo) -> Loss | None:
+        """Record one event's ``pseq``; return the hole before it, if any."""
+        state = self._pubs.get(header.pub)
+        if state is None:
+            self._pubs[header.pub] = [header.pseq, info.host, info.pid]
+            while len(self._pubs) > self.max_publishers:
+                self._pubs.popitem(last=False)
+            return None
+        self._pubs.move_to_end(header.pub)
+        last, host, pid = state
+        if header.pseq <= last:
+            return None
+        state[0] = header.pseq
+        if header.pseq == last + 1:
+            return None
+        return Loss(header.pub, host, pid, header.pseq - last - 1, last + 1, header.pseq - 1)

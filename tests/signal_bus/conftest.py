@@ -1,0 +1,82 @@
+"""Fixtures for bus tests: a running broker on free loopback ports and raw clients."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import zmq
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from bus_helpers import ControlClient, RawPusher, RawSubscriber  # noqa: E402
+
+from signal_bus.broker import Broker  # noqa: E402
+from signal_bus.config import BrokerConfig, BusConfig  # noqa: E402
+
+WILDCARD = 'tcp://127.0.0.1:*'
+
+
+def loopback_broker_config(**options) -> BrokerConfig:
+    """A broker config on loopback wildcard ports (the bound ports are in ``endpoints``)."""
+    options.setdefault('ingest', WILDCARD)
+    options.setdefault('publish', WILDCARD)
+    options.setdefault('control', WILDCARD)
+    return BrokerConfig(**options)
+
+
+@pytest.fixture
+def broker_factory():
+    """Start brokers with ``broker_factory(**BrokerConfig options)``; all stop at the end."""
+    started: list[Broker] = []
+
+    def start(**options) -> Broker:
+        broker = Broker(loopback_broker_config(**options)).start()
+        started.append(broker)
+        return broker
+
+    yield start
+    for broker in started:
+        broker.stop()
+
+
+@pytest.fixture
+def broker(broker_factory) -> Broker:
+    """A running broker with default settings on free loopback ports."""
+    return broker_factory()
+
+
+@pytest.fixture
+def bus_config(broker) -> BusConfig:
+    """A client config pointing at the ``broker`` fixture."""
+    endpoints = broker.endpoints
+    return BusConfig(ingest=endpoints.ingest, publish=endpoints.publish,
+                     control=endpoints.control)
+
+
+@pytest.fixture
+def zmq_context():
+    """A private ZeroMQ context; its sockets are closed by the helpers' ``close()``."""
+    context = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+@pytest.fixture
+def raw_sub(broker, zmq_context) -> RawSubscriber:
+    """A SUB on the broker, subscribed to everything and already connected."""
+    sub = RawSubscriber(zmq_context, broker.endpoints.publish)
+    sub.wait_connected()
+    return sub
+
+
+@pytest.fixture
+def pusher_factory(broker, zmq_context):
+    """``pusher_factory(pub=None)`` makes raw publishers on the broker's ingest."""
+    return lambda pub=None: RawPusher(zmq_context, broker.endpoints.ingest, pub)
+
+
+@pytest.fixture
+def control(broker, zmq_context) -> ControlClient:
+    """A DEALER on the broker's control socket."""
+    return ControlClient(zmq_context, broker.endpoints.control)
