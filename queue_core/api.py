@@ -580,6 +580,19 @@ class TaskQueue:
         """Remove everything this queue keeps in storage."""
         self.storage.flush_all()
 
+    def close(self) -> None:
+        """Flush and close attached sinks (bus publishers) and the storage's connections.
+
+        The queue stays usable: the storage reconnects on next use."""
+        for sink in tuple(self._sinks):
+            close = getattr(sink, 'close', None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    logger.exception('closing signal sink %r failed', sink)
+        self.storage.close()
+
 
 def _culprit(serializer: Any, task: Task, exc: SerializationError) -> str:
     """Say which argument of ``task`` could not be serialized."""
