@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import random
 import threading
 import time
@@ -18,7 +19,7 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from . import wire
 from .config import ZMQ_MAX_MESSAGE_BYTES, BrokerConfig
-from .exceptions import WireError
+from .exceptions import BusConfigError, WireError
 from .keys import apply_server, load_keypair
 from .ordering import Loss, Pending, PublisherTable, Released, Sequencer
 from .ring import Ring
@@ -28,6 +29,7 @@ logger = logging.getLogger('signal_bus.broker')
 _INGEST_BATCH = 1000
 _STOP_CHECK_MS = 50
 _CONTROL_HWM = 4 * wire.MAX_REPLAY_LIMIT
+ZAP_DOMAIN = 'signal-bus'
 
 
 class BrokerEndpoints(NamedTuple):
@@ -145,9 +147,12 @@ class Broker:
     def _start_authenticator(self, context: zmq.Context) -> ThreadAuthenticator | None:
         if not self.config.curve_authorized_keys:
             return None
+        if not os.path.isdir(self.config.curve_authorized_keys):
+            raise BusConfigError('--curve-authorized-keys %s is not a directory of client '
+                                 '*.key files' % self.config.curve_authorized_keys)
         auth = ThreadAuthenticator(context, log=logging.getLogger('signal_bus.broker.auth'))
         auth.start()
-        auth.configure_curve(domain='*', location=self.config.curve_authorized_keys)
+        auth.configure_curve(domain=ZAP_DOMAIN, location=self.config.curve_authorized_keys)
         return auth
 
     def _bind(self, context: zmq.Context) -> _Sockets:
@@ -180,7 +185,7 @@ class Broker:
         made.append(sock)
         sock.linger = 0
         if keypair is not None:
-            sock.zap_domain = b'signal-bus'
+            sock.zap_domain = ZAP_DOMAIN.encode()
         apply_server(sock, keypair)
         return sock
 

@@ -9,7 +9,7 @@ import itertools
 import os
 import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import zmq
@@ -163,3 +163,12 @@ class ControlClient:
 def body_of(message: wire.EventMessage) -> dict:
     """The decoded body map of an event message."""
     return msgpack.unpackb(message.body, raw=False)
+
+
+class Rig(NamedTuple):
+    """A running broker with a connected raw subscriber, a raw publisher and a control."""
+
+    broker: Any
+    sub: RawSubscriber
+    pusher: RawPusher
+    control: ControlClient

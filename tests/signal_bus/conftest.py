@@ -9,7 +9,7 @@ import zmq
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from bus_helpers import ControlClient, RawPusher, RawSubscriber  # noqa: E402
+from bus_helpers import ControlClient, RawPusher, RawSubscriber, Rig  # noqa: E402
 
 from signal_bus.broker import Broker  # noqa: E402
 from signal_bus.config import BrokerConfig, BusConfig  # noqa: E402
@@ -80,3 +80,15 @@ def pusher_factory(broker, zmq_context):
 def control(broker, zmq_context) -> ControlClient:
     """A DEALER on the broker's control socket."""
     return ControlClient(zmq_context, broker.endpoints.control)
+
+
+@pytest.fixture
+def rig_factory(broker_factory, zmq_context):
+    """``rig_factory(**BrokerConfig options)``: a broker plus connected raw clients."""
+    def make(**options) -> Rig:
+        broker = broker_factory(**options)
+        sub = RawSubscriber(zmq_context, broker.endpoints.publish)
+        sub.wait_connected()
+        return Rig(broker, sub, RawPusher(zmq_context, broker.endpoints.ingest),
+                   ControlClient(zmq_context, broker.endpoints.control))
+    return make

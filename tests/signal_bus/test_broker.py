@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import msgpack
 import pytest
-from bus_helpers import ControlClient, RawPusher, RawSubscriber, body_of
+from bus_helpers import RawSubscriber, body_of
 from helpers import wait_until
 
 from signal_bus import wire
@@ -57,16 +57,12 @@ def test_task_order_holds_across_two_publishers(broker, raw_sub, pusher_factory,
     assert not any(event.meta.gap for event in events)
 
 
-def test_missing_predecessor_is_released_after_the_window_marked_gap(
-        broker_factory, zmq_context):
-    broker = broker_factory(hold_ms=50)
-    sub = RawSubscriber(zmq_context, broker.endpoints.publish)
-    sub.wait_connected()
-    pusher = RawPusher(zmq_context, broker.endpoints.ingest)
-    pusher.send('executing', 'T', 2)
-    (event,) = sub.events(1)
+def test_missing_predecessor_is_released_after_the_window_marked_gap(rig_factory):
+    rig = rig_factory(hold_ms=50)
+    rig.pusher.send('executing', 'T', 2)
+    (event,) = rig.sub.events(1)
     assert body_of(event)['tseq'] == 2 and event.meta.gap is True
-    assert ControlClient(zmq_context, broker.endpoints.control).stats()['gaps'] == 1
+    assert rig.control.stats()['gaps'] == 1
 
 
 def test_held_event_holds_back_its_publishers_later_events(
@@ -79,15 +75,12 @@ def test_held_event_holds_back_its_publishers_later_events(
     assert tseqs(raw_sub.events(3)) == [('X', 1), ('X', 2), ('Z', 1)]
 
 
-def test_publisher_order_is_kept_when_the_window_runs_out(broker_factory, zmq_context):
-    broker = broker_factory(hold_ms=30)
-    sub = RawSubscriber(zmq_context, broker.endpoints.publish)
-    sub.wait_connected()
-    worker = RawPusher(zmq_context, broker.endpoints.ingest)
-    worker.send('executing', 'X', 2)
-    worker.send('enqueued', 'Z', 1)
-    worker.send('complete', 'X', 3)
-    events = sub.events(3)
+def test_publisher_order_is_kept_when_the_window_runs_out(rig_factory):
+    rig = rig_factory(hold_ms=30)
+    rig.pusher.send('executing', 'X', 2)
+    rig.pusher.send('enqueued', 'Z', 1)
+    rig.pusher.send('complete', 'X', 3)
+    events = rig.sub.events(3)
     assert tseqs(events) == [('X', 2), ('Z', 1), ('X', 3)]
     assert [event.meta.gap for event in events] == [True, False, False]
 
@@ -137,16 +130,13 @@ def test_malformed_frames_are_counted_and_valid_events_still_flow(
     assert (stats['malformed'], stats['published'], stats['oversized']) == (1, 1, 0)
 
 
-def test_oversized_events_are_counted_and_dropped(broker_factory, zmq_context):
-    broker = broker_factory(max_event_bytes=2000)
-    sub = RawSubscriber(zmq_context, broker.endpoints.publish)
-    sub.wait_connected()
-    pusher = RawPusher(zmq_context, broker.endpoints.ingest)
-    pusher.send('complete', 'big', None, blob='x' * 3000)
-    pusher.send('complete', 'small', None)
-    (event,) = sub.events(1)
+def test_oversized_events_are_counted_and_dropped(rig_factory):
+    rig = rig_factory(max_event_bytes=2000)
+    rig.pusher.send('complete', 'big', None, blob='x' * 3000)
+    rig.pusher.send('complete', 'small', None)
+    (event,) = rig.sub.events(1)
     assert body_of(event)['task_id'] == 'small'
-    stats = ControlClient(zmq_context, broker.endpoints.control).stats()
+    stats = rig.control.stats()
     assert (stats['oversized'], stats['malformed'], stats['received']) == (1, 0, 2)
 
 
@@ -160,14 +150,11 @@ def test_heartbeat_answers_each_new_subscription(broker_factory, zmq_context):
     assert second.wait_connected().data['epoch'] == broker.epoch
 
 
-def test_periodic_heartbeat_carries_last_seq(broker_factory, zmq_context):
-    broker = broker_factory(heartbeat_interval=0.05)
-    sub = RawSubscriber(zmq_context, broker.endpoints.publish)
-    sub.wait_connected()
-    pusher = RawPusher(zmq_context, broker.endpoints.ingest)
-    pusher.send('enqueued', 'h', None)
-    sub.events(1)
-    beat = sub.meta('_heartbeat')
+def test_periodic_heartbeat_carries_last_seq(rig_factory):
+    rig = rig_factory(heartbeat_interval=0.05)
+    rig.pusher.send('enqueued', 'h', None)
+    rig.sub.events(1)
+    beat = rig.sub.meta('_heartbeat')
     assert beat.data['last_seq'] == 1 and beat.data['last_sseq'] == {'enqueued': 1}
 
 
