@@ -260,3 +260,72 @@ def test_replay_recent_starts_with_the_last_events_of_the_ring(bus, make_sub):
     events = collect(sub, 4)
     assert [event.id for event in events] == ids[2:] + [live]
     assert [event.replayed for event in events] == [True, True, True, False]
+
+
+def test_events_from_the_real_publisher_reach_handlers_with_their_error(bus, make_sub):
+    from types import SimpleNamespace
+
+    from signal_bus.publisher import Publisher
+    sub = make_sub()
+    seen = []
+
+    @sub.signal('error')
+    def on_error(signal, task, exc):
+        seen.append((task.id, task.name, task.args, task.retries, task.pid, exc))
+
+    sub.wait_connected(10)
+    task = SimpleNamespace(id='t-1', registry_name='app.tasks.boom', args=(1, 'x'),
+                           kwargs={}, retries=0, tseq=1, final=True)
+    try:
+        raise ValueError('uh-oh')
+    except ValueError as exc:
+        error = exc
+    with Publisher(bus.ingest) as publisher:
+        publisher.publish('error', task, error, source='worker')
+        thread = run_in_thread(sub)
+        wait_until(lambda: seen, message='the error event')
+    sub.close()
+    thread.join(10)
+    ((task_id, name, args, retries, pid, exc),) = seen
+    assert (task_id, name, args, retries) == ('t-1', 'app.tasks.boom', [1, 'x'], 0)
+    assert pid > 0 and exc.type == 'ValueError' and exc.message == 'uh-oh'
+    assert 'raise ValueError' in exc.traceback
+
+
+def test_publisher_side_loss_reaches_on_loss_without_seq_range(bus, make_sub):
+    sub = make_sub()
+    losses = []
+    sub.on_loss()(lambda count, first, last: losses.append((count, first, last)))
+    sub.wait_connected(10)
+    bus.send('complete')
+    bus.pseq += 3  # three events "dropped" before they reached the broker
+    bus.send('complete')
+    events = collect(sub, 2)
+    wait_until(lambda: sub.receive(0.05) is None and losses, message='the _loss report')
+    assert [event.seq for event in events] == [1, 2]
+    assert losses == [(3, None, None)]
+    assert sub.stats()['publisher_lost'] == 3 and sub.stats()['lost'] == 0
+
+
+def test_curve_subscriber_with_an_authorized_key_receives_events(tmp_path):
+    from signal_bus.keys import generate_keypair
+    keys = tmp_path / 'keys'
+    broker_public, broker_secret = generate_keypair(str(keys / 'broker'), 'broker')
+    client_public, client_secret = generate_keypair(str(keys / 'allowed'), 'client')
+    secure = Bus()
+    secure.config_options.update(curve_secret_key=broker_secret,
+                                 curve_authorized_keys=str(keys / 'allowed'))
+    secure.start()
+    try:
+        sub = Subscriber(secure.publish, curve_server_key=broker_public,
+                         curve_keypair=client_secret)
+        stranger = Subscriber(secure.publish, curve_server_key=broker_public)
+        sub.wait_connected(10)
+        with pytest.raises(TimeoutError):
+            stranger.wait_connected(0.5)
+        # The raw test publisher has no keys, so read the ring: replay is CURVE too.
+        assert sub.broker_stats()['last_seq'] == 0
+    finally:
+        sub.close()
+        stranger.close()
+        secure.close()

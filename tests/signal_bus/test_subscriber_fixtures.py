@@ -1,6 +1,6 @@
 """Shared parts of the subscriber and signal-tail tests (no tests of its own).
 
-``Bus`` runs a broker on free loopback ports and publishes raw events to it through a
+``Bus`` runs a real ``Broker`` on free loopback ports and publishes raw events to it through a
 PUSH socket built with the wire encoders; ``LossyLink`` is a real XSUB/XPUB forwarder
 between the broker and a subscriber that can hold messages back and drop chosen events,
 so tests make a subscriber miss exactly the events they mean it to.
@@ -19,6 +19,8 @@ import pytest
 import zmq
 
 from signal_bus import wire
+from signal_bus.broker import Broker
+from signal_bus.config import BrokerConfig
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
@@ -43,98 +45,11 @@ def free_pair() -> int:
     raise RuntimeError('no two adjacent free ports on loopback')
 
 
-class StandInBroker:
-    """A broker that follows the documented protocol, for tests until the real one exists."""
-
-    def __init__(self, ingest: str, publish: str, control: str, ring: int = 100_000) -> None:
-        self.endpoints = (ingest, publish, control)
-        self.ring_size = ring
-        self.epoch = int.from_bytes(os.urandom(8), 'big')
-        self.ring: list[list[bytes]] = []
-        self.first_seq = 1
-        self.last_sseq: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> 'StandInBroker':
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    @property
-    def last_seq(self) -> int:
-        return self.first_seq + len(self.ring) - 1
-
-    def _run(self) -> None:
-        context = zmq.Context()
-        pull, xpub, router = (context.socket(kind) for kind in (zmq.PULL, zmq.XPUB, zmq.ROUTER))
-        xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
-        for sock, ep in zip((pull, xpub, router), self.endpoints):
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.bind(ep)
-        self._ready.set()
-        poller = zmq.Poller()
-        for sock in (pull, xpub, router):
-            poller.register(sock, zmq.POLLIN)
-        next_beat = time.monotonic()
-        while not self._stop.is_set():
-            ready = dict(poller.poll(50))
-            if pull in ready:
-                self._release(xpub, pull.recv_multipart())
-            if xpub in ready:
-                xpub.recv()
-                next_beat = 0
-            if router in ready:
-                self._answer(router, router.recv_multipart())
-            if time.monotonic() >= next_beat:
-                xpub.send_multipart(wire.encode_heartbeat(
-                    self.epoch, self.last_seq, self.last_sseq, time.time()))
-                next_beat = time.monotonic() + 1.0
-        for sock in (pull, xpub, router):
-            sock.close(0)
-        context.term()
-
-    def _release(self, xpub: zmq.Socket, frames: list[bytes]) -> None:
-        header = wire.decode_header(frames[0])
-        sseq = self.last_sseq[header.signal] = self.last_sseq.get(header.signal, 0) + 1
-        meta = wire.EventMeta(self.last_seq + 1, sseq, self.epoch)
-        message = wire.encode_event_message(wire.topic_for(header.signal, header.task_name),
-                                            meta, frames[1])
-        self.ring.append(message)
-        if len(self.ring) > self.ring_size:
-            self.ring.pop(0)
-            self.first_seq += 1
-        xpub.send_multipart(message)
-
-    def _answer(self, router: zmq.Socket, frames: list[bytes]) -> None:
-        identity, request = frames[0], wire.decode_request(frames[-1])
-        if request == wire.OP_STATS:
-            router.send_multipart([identity] + wire.encode_stats_reply(
-                {'last_seq': self.last_seq, 'ring_first_seq': self.first_seq,
-                 'published': self.last_seq}))
-            return
-        start = max(request.from_seq, 1)
-        end = min(request.to_seq or self.last_seq, self.last_seq)
-        missing = max(0, min(end, self.first_seq - 1) - start + 1)
-        start = max(start, self.first_seq)
-        stop = min(end, start + request.limit - 1)
-        for seq in range(start, stop + 1):
-            router.send_multipart([identity] + wire.encode_replay_event(
-                *self.ring[seq - self.first_seq]))
-        router.send_multipart([identity] + wire.encode_replay_end(
-            request.from_seq, max(stop + 1, start), missing))
-
-
 class Bus:
     """A broker on free loopback ports plus a raw publisher that never drops."""
 
-    def __init__(self, ring: int = 100_000) -> None:
-        self.ring = ring
+    def __init__(self, ring: int = 100_000, heartbeat: float = 0.25) -> None:
+        self.config_options = {'ring': ring, 'heartbeat_interval': heartbeat}
         port = free_pair()
         self.ingest = endpoint(free_port())
         self.publish = endpoint(port)
@@ -149,14 +64,15 @@ class Bus:
 
     def start(self) -> 'Bus':
         """Start (or start again) the broker on the same endpoints."""
-        self.broker = StandInBroker(self.ingest, self.publish, self.control,
-                                    self.ring).start()
+        config = BrokerConfig(ingest=self.ingest, publish=self.publish, control=self.control,
+                              **self.config_options)
+        self.broker = Broker(config).start()
         return self
 
     def stop(self) -> None:
         """Stop the broker (the endpoints stay reserved for a restart)."""
         if self.broker is not None:
-            self.broker.close()
+            self.broker.stop()
             self.broker = None
 
     def restart(self) -> None:
@@ -181,7 +97,7 @@ class Bus:
 
     def published(self) -> int:
         """How many events the broker has released so far."""
-        return self.broker.last_seq
+        return self.broker.stats()['last_seq']
 
     def wait_published(self, count: int) -> None:
         """Poll until the broker has released ``count`` events."""
