@@ -23,7 +23,7 @@ from . import wire
 from .client_events import ErrorInfo, Event, SequenceTracker
 from .config import DEFAULT_PUBLISH, CurveClientKeys, neighbour_endpoint
 from .exceptions import BusConfigError, BusError, WireError
-from .keys import apply_client, load_keypair, load_public_key
+from .keys import apply_client, client_keys, load_public_key
 
 logger = logging.getLogger('signal_bus.subscriber')
 
@@ -46,10 +46,10 @@ def curve_keys(server_key: bytes | str | None,
             raise BusConfigError('a CURVE key pair needs the broker public key too '
                                  '(curve_server_key / --curve-server-key)')
         return None
+    if isinstance(keypair, str):
+        return client_keys(server_key, keypair)
     if keypair is None:
         public, secret = zmq.curve_keypair()
-    elif isinstance(keypair, str):
-        public, secret = load_keypair(keypair)
     else:
         public, secret = (k.encode('ascii') if isinstance(k, str) else k for k in keypair)
     return CurveClientKeys(server_public=load_public_key(server_key), public=public,

@@ -19,6 +19,7 @@ from typing import Any, Iterator, Sequence, TextIO
 
 from queue_core.signals import ALL_SIGNALS, SIGNAL_COMPLETE
 
+from .cli_args import add_curve_client_arguments, non_negative_int, positive_float
 from .client_events import Event
 from .config import DEFAULT_PUBLISH
 from .exceptions import BusError
@@ -49,31 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help='only these task ids')
     parser.add_argument('--json', action='store_true',
                         help='print one JSON object per event with the wire keys')
-    parser.add_argument('--replay', metavar='N', type=_count, default=0,
+    parser.add_argument('--replay', metavar='N', type=non_negative_int, default=0,
                         help='start with the last N events from the broker ring')
     parser.add_argument('--wait', metavar='ID',
                         help="exit at this task's final event: 0 complete, 1 otherwise")
-    parser.add_argument('--timeout', metavar='SECONDS', type=_seconds,
+    parser.add_argument('--timeout', metavar='SECONDS', type=positive_float,
                         help='stop after this long (with --wait: exit status 3)')
-    parser.add_argument('--curve-server-key', metavar='KEY',
-                        help='the broker public key (Z85 text or a .key file)')
-    parser.add_argument('--curve-keypair', metavar='FILE',
-                        help='this client key pair (a .key_secret file)')
+    add_curve_client_arguments(parser)
     return parser
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError('must be 0 or more, got %s' % text)
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError('must be a positive number of seconds, got %s' % text)
-    return value
 
 
 def format_line(event: Event) -> str:

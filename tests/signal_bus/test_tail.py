@@ -1,0 +1,162 @@
+"""signal-tail as a real process against a real broker: lines, JSON, replay, --wait."""
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from signal_bus.client_events import Event
+from signal_bus.tail import format_line, main
+from test_subscriber_fixtures import bus, wait_until  # noqa: F401
+
+BOOM = {'type': 'ValueError', 'message': 'uh-oh', 'traceback': 'Traceback...'}
+
+
+class Tail:
+    """``signal-tail`` in a subprocess, its stdout read line by line by a thread."""
+
+    def __init__(self, bus, *args: str) -> None:
+        command = [sys.executable, '-m', 'signal_bus.tail', '--connect', bus.publish,
+                   '--control', bus.control, *args]
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip('\n'))
+
+    def read(self, count: int, timeout: float = 10.0) -> list[str]:
+        """The next ``count`` lines (fails when they do not come within ``timeout``)."""
+        try:
+            return [self.lines.get(timeout=timeout) for _ in range(count)]
+        except queue.Empty:
+            self.proc.kill()
+            raise AssertionError('signal-tail printed too few lines; stderr: %s'
+                                 % self.proc.communicate()[1]) from None
+
+    def finish(self, sig: int | None = None, timeout: float = 20.0) -> tuple[int, str]:
+        """Send ``sig`` (if any), wait for the exit; return (status, stderr)."""
+        if sig is not None:
+            self.proc.send_signal(sig)
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        finally:
+            self.proc.kill()
+        self._reader.join(5)
+        return self.proc.returncode, err
+
+
+def subscribed(bus, count: int = 1) -> None:
+    """Poll until the broker has seen ``count`` subscriptions (the tail is live)."""
+    wait_until(lambda: bus.broker.stats()['subscriptions'] >= count, timeout=15,
+               message='signal-tail to subscribe')
+
+
+def test_json_lines_parse_one_by_one_and_summary_goes_to_stderr(bus):
+    tail = Tail(bus, '--json')
+    subscribed(bus)
+    ids = [bus.send('enqueued'), bus.send('error', exc=BOOM), bus.send('complete')]
+    objects = [json.loads(line) for line in tail.read(3)]
+    status, err = tail.finish(signal.SIGINT)
+    assert [o['task_id'] for o in objects] == ids
+    assert [o['seq'] for o in objects] == [1, 2, 3]
+    assert objects[1]['exc'] == BOOM and objects[1]['signal'] == 'error'
+    assert {'signal', 'task_name', 'tseq', 'ts', 'host', 'pid', 'source', 'args', 'kwargs',
+            'retries', 'final', 'sseq', 'epoch'} <= set(objects[0])
+    assert status == 0
+    assert 'signal-tail: 3 events (complete 1, enqueued 1, error 1); 0 missed' in err
+
+
+def test_readable_lines_filtered_by_signal_task_and_id_until_sigterm(bus):
+    tail = Tail(bus, '--signal', 'error', 'complete', '--task', 'app.*',
+                '--id', 't-err', 't-done', 't-other')
+    subscribed(bus, 3)  # one subscription per signal, plus the meta topics
+    bus.send('enqueued', 'app.tasks.add', task_id='t-done')
+    bus.send('complete', 'other.jobs.add', task_id='t-other')
+    bus.send('complete', 'app.tasks.add', task_id='t-unlisted')
+    bus.send('error', 'app.tasks.boom', task_id='t-err', exc=BOOM, retries=2)
+    bus.send('complete', 'app.tasks.add', task_id='t-done')
+    first, second = tail.read(2)
+    status, err = tail.finish(signal.SIGTERM)
+    assert first.split()[2:] == ['error', 'app.tasks.boom', 't-err', 'retries=2',
+                                 'ValueError:', 'uh-oh']
+    assert second.split()[2:] == ['complete', 'app.tasks.add', 't-done', 'retries=0']
+    assert tail.lines.empty()
+    assert status == 0
+    assert '2 events (complete 1, error 1); 0 missed' in err
+
+
+def test_replay_starts_with_the_last_n_events_of_the_ring(bus):
+    ids = [bus.send('complete') for _ in range(5)]
+    bus.wait_published(5)
+    tail = Tail(bus, '--json', '--replay', '3', '--timeout', '1')
+    lines = tail.read(3)
+    status, err = tail.finish()
+    assert [json.loads(line)['task_id'] for line in lines] == ids[2:]
+    assert status == 0 and '3 events (complete 3)' in err
+
+
+def test_wait_finds_a_task_that_already_completed_in_the_ring(bus):
+    task_id = bus.send('enqueued')
+    bus.send('complete', task_id=task_id)
+    bus.send('complete')
+    bus.wait_published(3)
+    tail = Tail(bus, '--wait', task_id, '--timeout', '20')
+    status, err = tail.finish()
+    assert status == 0
+    assert '2 events (complete 1, enqueued 1)' in err
+
+
+def test_wait_exits_1_at_a_final_error_after_a_retried_one(bus):
+    task_id = 'task-under-watch'
+    tail = Tail(bus, '--wait', task_id, '--timeout', '20')
+    subscribed(bus)
+    bus.send('error', task_id=task_id, exc=BOOM, final=False)
+    bus.send('complete')  # another task: ignored
+    bus.send('retrying', task_id=task_id)
+    bus.send('error', task_id=task_id, exc=BOOM, final=True)
+    status, err = tail.finish()
+    assert status == 1
+    assert '3 events (error 2, retrying 1)' in err
+
+
+def test_wait_exits_0_at_complete_published_live(bus):
+    task_id = 'task-live'
+    tail = Tail(bus, '--wait', task_id, '--timeout', '20')
+    subscribed(bus)
+    bus.send('executing', task_id=task_id)
+    bus.send('complete', task_id=task_id)
+    status, _ = tail.finish()
+    assert status == 0
+
+
+def test_wait_exits_3_when_the_timeout_passes_first(bus):
+    bus.send('enqueued', task_id='slow-task')
+    tail = Tail(bus, '--wait', 'slow-task', '--timeout', '0.5')
+    status, err = tail.finish()
+    assert status == 3
+    assert '1 events (enqueued 1)' in err
+
+
+@pytest.mark.parametrize('argv', [['--signal', 'finished'], ['--replay', '-1'],
+                                  ['--timeout', '0'], ['--bogus']])
+def test_bad_arguments_exit_2(argv, capsys):
+    assert main(argv) == 2
+    assert 'signal-tail' in capsys.readouterr().err
+
+
+def test_format_line_shows_time_signal_name_id_retries_and_error():
+    event = Event({'signal': 'error', 'task_id': 'abc', 'task_name': 'app.tasks.boom',
+                   'ts': 0.5, 'retries': 1, 'exc': BOOM, 'seq': 1})
+    line = format_line(event)
+    assert line.split()[2:] == ['error', 'app.tasks.boom', 'abc', 'retries=1', 'ValueError:',
+                                'uh-oh']
+    assert line.split()[1].endswith('.500')
