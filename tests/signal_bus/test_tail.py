@@ -115,27 +115,22 @@ def test_wait_finds_a_task_that_already_completed_in_the_ring(bus):
     assert '2 events (complete 1, enqueued 1)' in err
 
 
-def test_wait_exits_1_at_a_final_error_after_a_retried_one(bus):
+FINAL_ERROR_AFTER_A_RETRY = [('error', {'exc': BOOM, 'final': False}), ('retrying', {}),
+                             ('error', {'exc': BOOM, 'final': True})]
+COMPLETE = [('executing', {}), ('complete', {})]
+
+
+@pytest.mark.parametrize('events, status', [(FINAL_ERROR_AFTER_A_RETRY, 1), (COMPLETE, 0)])
+def test_wait_exits_at_the_final_event_published_live(bus, events, status):
     task_id = 'task-under-watch'
     tail = Tail(bus, '--wait', task_id, '--timeout', '20')
     subscribed(bus)
-    bus.send('error', task_id=task_id, exc=BOOM, final=False)
-    bus.send('complete')  # another task: ignored
-    bus.send('retrying', task_id=task_id)
-    bus.send('error', task_id=task_id, exc=BOOM, final=True)
-    status, err = tail.finish()
-    assert status == 1
-    assert '3 events (error 2, retrying 1)' in err
-
-
-def test_wait_exits_0_at_complete_published_live(bus):
-    task_id = 'task-live'
-    tail = Tail(bus, '--wait', task_id, '--timeout', '20')
-    subscribed(bus)
-    bus.send('executing', task_id=task_id)
-    bus.send('complete', task_id=task_id)
-    status, _ = tail.finish()
-    assert status == 0
+    bus.send('complete')  # another task: neither printed nor the end
+    for name, body in events:
+        bus.send(name, task_id=task_id, **body)
+    exit_status, err = tail.finish()
+    assert exit_status == status
+    assert '%d events' % len(events) in err
 
 
 def test_wait_exits_3_when_the_timeout_passes_first(bus):
