@@ -31,7 +31,8 @@ def load_public_key(source: str | bytes) -> bytes:
     """A Z85 public key from a certificate file or given literally (40 characters)."""
     if isinstance(source, bytes):
         source = source.decode('ascii', 'replace')
-    if os.path.isfile(source):
+    if os.path.isfile(os.path.expanduser(source)):
+        source = os.path.expanduser(source)
         try:
             public, _ = zmq.auth.load_certificate(source)
         except Exception as exc:
@@ -45,6 +46,7 @@ def load_public_key(source: str | bytes) -> bytes:
 
 def load_keypair(path: str) -> tuple[bytes, bytes]:
     """``(public, secret)`` from a ``.key_secret`` certificate file."""
+    path = os.path.expanduser(path)
     try:
         public, secret = zmq.auth.load_certificate(path)
     except Exception as exc:
