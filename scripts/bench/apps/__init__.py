@@ -1,0 +1,1 @@
+"""Tiny applications the benchmarks drive, one per queue, doing exactly the same work."""

@@ -1,0 +1,149 @@
+"""Benchmark 1: drain pre-enqueued no-op tasks with process workers, ours vs Huey.
+
+One drain: flush Redis, enqueue N no-op tasks (not timed), start the consumer as a user
+would, and poll ``result_count()`` until it reaches N. Throughput is counted from the
+first stored result (the consumer is up and working) to the last, so process start-up
+does not blur it; the wall-clock from the consumer's start is reported beside it. While
+the consumer still runs, its processes' memory and CPU are read from ``/proc``, and
+Redis's command counters give the commands per task.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from typing import Any, Callable
+
+from common import (HUEY, OURS, Child, Figure, RedisProcess, alternate, bench_env,
+                    children_of, consumer_command, cpu_seconds, log, median, median_of, ratio,
+                    rss_kib)
+
+POLL_INTERVAL = 0.002
+DRAIN_TIMEOUT = 180.0
+
+
+def app_for(side: str, url: str) -> tuple[Any, Any]:
+    """The (queue, noop task) pair of one side's benchmark app on ``url``."""
+    module = importlib.import_module('apps.ours' if side == OURS else 'apps.huey_app')
+    return module.build(url)
+
+
+def prefill(side: str, redis: RedisProcess, n: int) -> Any:
+    """Empty Redis and enqueue ``n`` no-op tasks; returns the side's queue."""
+    redis.flushall()
+    queue, noop = app_for(side, redis.url)
+    noop.map(range(n))
+    pending = queue.pending_count()
+    if pending != n:
+        raise RuntimeError('%s: %d tasks pending after enqueueing %d' % (side, pending, n))
+    return queue
+
+
+def tree_of(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children_of(current)
+    return found
+
+
+def wait_drained(queue: Any, n: int, consumer: Child) -> tuple[float, int, float, int]:
+    """Poll the result count until ``n``: (first seen time, count then, end time, polls)."""
+    first_t, first_count, polls = 0.0, 0, 0
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while True:
+        count = queue.result_count()
+        now = time.monotonic()
+        polls += 1
+        if count and not first_t:
+            first_t, first_count = now, count
+        if count >= n:
+            return first_t, first_count, now, polls
+        if now > deadline:
+            raise TimeoutError('%d of %d results after %.0f s:\n%s'
+                               % (count, n, DRAIN_TIMEOUT, consumer.log()))
+        if polls % 200 == 0:
+            consumer.check_alive()
+        time.sleep(POLL_INTERVAL)
+
+
+def drain_once(side: str, redis: RedisProcess, n: int, workers: int = 2,
+               bus: str | None = None) -> dict[str, Any]:
+    """One timed drain of ``n`` tasks; returns rate, wall time, memory, CPU and commands."""
+    queue = prefill(side, redis, n)
+    redis.reset_stats()
+    consumer = Child(consumer_command(side, workers, bus), env=bench_env(redis.url))
+    try:
+        first_t, first_count, end_t, polls = wait_drained(queue, n, consumer)
+        pids = tree_of(consumer.pid)
+        rss = {pid: rss_kib(pid) for pid in pids}
+        cpu = sum(cpu_seconds(pid) for pid in pids)
+        commands = redis.command_stats()
+    finally:
+        consumer.stop()
+    children = [rss[pid] for pid in pids if pid != consumer.pid]
+    # The poller's own calls (one per poll) are not the consumer's work.
+    consumer_commands = sum(commands.values()) - polls
+    return {
+        'rate': (n - first_count) / max(end_t - first_t, 1e-9) if first_count < n else 0.0,
+        'wall': end_t - consumer.started,
+        'worker_rss_kib': median(children) if children else 0,
+        'total_rss_kib': sum(rss.values()),
+        'cpu_us_per_task': cpu * 1e6 / n,
+        'commands_per_task': consumer_commands / n,
+        'commands': commands,
+    }
+
+
+def run(rounds: int = 3, n: int = 5000, workers: int = 2) -> tuple[list[Figure], dict]:
+    """Ours and Huey, alternating, ``rounds`` times each; figures and raw rounds."""
+    with RedisProcess() as redis:
+        results = alternate(rounds, {
+            OURS: lambda: drain_once(OURS, redis, n, workers),
+            HUEY: lambda: drain_once(HUEY, redis, n, workers),
+        })
+    return figures(results, n, workers), results
+
+
+def figures(results: dict[str, list[dict[str, Any]]], n: int, workers: int) -> list[Figure]:
+    """The table lines of benchmark 1 (and the consumer part of benchmark 7)."""
+    ours, huey = results[OURS], results[HUEY]
+    rate_o, rate_h = median_of(ours, 'rate'), median_of(huey, 'rate')
+    out = [Figure('1 drain', '%d no-op tasks, %d process workers' % (n, workers), 'tasks/s',
+                  rate_o, rate_h, ratio(rate_o, rate_h), target='>= 2x Huey',
+                  met=ratio(rate_o, rate_h) >= 2.0)]
+    for key, label, unit in (('wall', 'wall-clock from consumer start', 's'),
+                             ('cpu_us_per_task', 'consumer CPU per task (all processes)',
+                              'µs'),
+                             ('commands_per_task', 'Redis commands per task', 'calls')):
+        o, h = median_of(ours, key), median_of(huey, key)
+        out.append(Figure('1 drain', label, unit, o, h, ratio(o, h)))
+    rss_o = median_of(ours, 'worker_rss_kib') / 1024
+    rss_h = median_of(huey, 'worker_rss_kib') / 1024
+    out.append(Figure('7 memory', 'consumer RSS per child process', 'MiB', rss_o, rss_h,
+                      ratio(rss_o, rss_h)))
+    tot_o = median_of(ours, 'total_rss_kib') / 1024
+    tot_h = median_of(huey, 'total_rss_kib') / 1024
+    out.append(Figure('7 memory', 'consumer RSS, whole process tree', 'MiB', tot_o, tot_h,
+                      ratio(tot_o, tot_h)))
+    return out
+
+
+def main(argv: list[str] | None = None, run_fn: Callable[..., Any] = run) -> None:
+    """Run this benchmark alone and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('-n', type=int, default=5000)
+    args = parser.parse_args(argv)
+    figs, results = run_fn(args.rounds, args.n)
+    for fig in figs:
+        print(fig.line())
+    for side, rounds in results.items():
+        for record in rounds:
+            log('%s commands: %s', side, sorted(record['commands'].items()))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,70 @@
+"""Benchmark 4: enqueue from one process, ours vs Huey: N single calls, and ``.map()`` of N.
+
+Each call is what a user writes (``noop(i)``, ``noop.map(range(n))``); no consumer runs.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any, Callable
+
+from common import HUEY, OURS, Figure, RedisProcess, alternate, median, ratio
+from drain import app_for
+
+
+def timed_enqueue(side: str, redis: RedisProcess, n: int, mapped: bool) -> float:
+    """Tasks per second enqueuing ``n`` no-op tasks one call at a time or with ``map``."""
+    redis.flushall()
+    queue, noop = app_for(side, redis.url)
+    started = time.perf_counter()
+    if mapped:
+        noop.map(range(n))
+    else:
+        for i in range(n):
+            noop(i)
+    elapsed = time.perf_counter() - started
+    pending = queue.pending_count()
+    if pending != n:
+        raise RuntimeError('%s: %d tasks pending after enqueueing %d' % (side, pending, n))
+    return n / elapsed
+
+
+def run(rounds: int = 3, n: int = 10000) -> tuple[list[Figure], dict[str, list[float]]]:
+    """Single calls and ``map``, both sides, alternating; figures and raw rounds."""
+    with RedisProcess() as redis:
+        results = alternate(rounds, {
+            'ours single': lambda: timed_enqueue(OURS, redis, n, False),
+            'huey single': lambda: timed_enqueue(HUEY, redis, n, False),
+            'ours map': lambda: timed_enqueue(OURS, redis, n, True),
+            'huey map': lambda: timed_enqueue(HUEY, redis, n, True),
+        })
+    return figures(results, n), results
+
+
+def figures(results: dict[str, list[float]], n: int) -> list[Figure]:
+    """The table lines of benchmark 4."""
+    single_o, single_h = median(results['ours single']), median(results['huey single'])
+    map_o, map_h = median(results['ours map']), median(results['huey map'])
+    return [
+        Figure('4 enqueue', '%d single calls, one process' % n, 'tasks/s', single_o, single_h,
+               ratio(single_o, single_h), target='>= 1.5x Huey',
+               met=ratio(single_o, single_h) >= 1.5),
+        Figure('4 enqueue', '.map() of %d' % n, 'tasks/s', map_o, map_h, ratio(map_o, map_h)),
+        Figure('4 enqueue', '.map() vs single calls (ours)', 'tasks/s', map_o, None,
+               ratio(map_o, single_o), ratio_of='map / single', target='>= 10x single',
+               met=ratio(map_o, single_o) >= 10.0),
+    ]
+
+
+def main(argv: list[str] | None = None, run_fn: Callable[..., Any] = run) -> None:
+    """Run this benchmark alone and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('-n', type=int, default=10000)
+    args = parser.parse_args(argv)
+    for fig in run_fn(args.rounds, args.n)[0]:
+        print(fig.line())
+
+
+if __name__ == '__main__':
+    main()
