@@ -9,6 +9,7 @@ ring no longer holds is reported to ``on_loss`` handlers.
 from __future__ import annotations
 
 import collections
+import contextlib
 import fnmatch
 import logging
 import threading
@@ -174,6 +175,7 @@ class Subscriber:
         self._closing = threading.Event()
         # Held while a thread uses the sockets; close() from elsewhere leaves them to it.
         self._busy = threading.RLock()
+        self._users = 0
         self._closed = False
 
     def _open_sub(self, rcvhwm: int | None) -> zmq.Socket:
@@ -228,7 +230,7 @@ class Subscriber:
         when no heartbeat comes within ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
-        with self._busy:
+        with self._using():
             while not self._connected:
                 remaining = deadline - time.monotonic()
                 if self._closing.is_set():
@@ -245,7 +247,7 @@ class Subscriber:
         Loss handlers run here, in stream order, when a loss reaches the head.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._busy:
+        with self._using():
             while not self._closing.is_set():
                 while self._ready:
                     item = self._ready.popleft()
@@ -259,7 +261,6 @@ class Subscriber:
                 if remaining <= 0:
                     return None
                 self._pump(min(remaining, _WAKE_INTERVAL))
-            self._release()
         return None
 
     def __iter__(self) -> Iterator[Event]:
@@ -389,7 +390,7 @@ class Subscriber:
     def replay_recent(self, count: int | None = None, timeout: float = 10.0) -> int:
         """Queue the last ``count`` events of the ring (all of it with None) for delivery
         before the live stream; filters apply. Returns how many were queued."""
-        with self._busy:
+        with self._using():
             self.wait_connected(timeout)
             return self._queue_history(count, timeout)
 
@@ -412,7 +413,7 @@ class Subscriber:
 
     def broker_stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """The broker's ``stats`` answer (received, published, last_seq, ring_first_seq…)."""
-        with self._busy:
+        with self._using():
             if self._closed:
                 raise BusError('the subscriber is closed')
             return self._control.stats(timeout)
@@ -429,9 +430,23 @@ class Subscriber:
         self._closing.set()
         if self._busy.acquire(blocking=False):
             try:
-                self._release()
+                if self._users == 0:
+                    self._release()
             finally:
                 self._busy.release()
+
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[None]:
+        """Mark the sockets in use by this thread; the last user out frees them after
+        ``close()`` (which may come from a signal handler in the middle of a poll)."""
+        with self._busy:
+            self._users += 1
+            try:
+                yield
+            finally:
+                self._users -= 1
+                if self._users == 0 and self._closing.is_set():
+                    self._release()
 
     def _release(self) -> None:
         if self._closed:

@@ -8,7 +8,9 @@ so tests make a subscriber miss exactly the events they mean it to.
 from __future__ import annotations
 
 import os
+import queue
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -169,6 +171,55 @@ class LossyLink:
         """Stop forwarding."""
         self._stop.set()
         self._thread.join(10)
+
+
+class Running:
+    """A command in a subprocess, its stdout read line by line by a thread."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip('\n'))
+
+    def read(self, count: int, timeout: float = 10.0) -> list[str]:
+        """The next ``count`` lines (fails when they do not come within ``timeout``)."""
+        try:
+            return [self.lines.get(timeout=timeout) for _ in range(count)]
+        except queue.Empty:
+            self.proc.kill()
+            raise AssertionError('%s printed too few lines; stderr: %s'
+                                 % (' '.join(map(str, self.proc.args[1:3])), self.proc.communicate()[1])) from None
+
+    def read_until(self, predicate: Callable[[str], bool], timeout: float = 10.0) -> str:
+        """Read lines until one satisfies ``predicate``; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            (line,) = self.read(1, max(0.01, deadline - time.monotonic()))
+            if predicate(line):
+                return line
+
+    def finish(self, sig: int | None = None, timeout: float = 20.0) -> tuple[int, str]:
+        """Send ``sig`` (if any), wait for the exit; return (status, stderr)."""
+        if sig is not None:
+            self.proc.send_signal(sig)
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        finally:
+            self.proc.kill()
+        self._reader.join(5)
+        return self.proc.returncode, err
+
+
+def subscribed(bus: Bus, count: int = 1) -> None:
+    """Poll until the broker has seen ``count`` subscriptions (a subscriber is live)."""
+    wait_until(lambda: bus.broker.stats()['subscriptions'] >= count, timeout=15,
+               message='a subscriber to subscribe')
 
 
 @pytest.fixture

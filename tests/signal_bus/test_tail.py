@@ -2,66 +2,26 @@
 from __future__ import annotations
 
 import json
-import queue
 import signal
-import subprocess
 import sys
-import threading
 
 import pytest
 
 from signal_bus.client_events import Event
 from signal_bus.tail import format_line, main
-from test_subscriber_fixtures import bus, wait_until  # noqa: F401
+from test_subscriber_fixtures import Running, bus, subscribed  # noqa: F401
 
 BOOM = {'type': 'ValueError', 'message': 'uh-oh', 'traceback': 'Traceback...'}
 
 
-class Tail:
-    """``signal-tail`` in a subprocess, its stdout read line by line by a thread."""
-
-    def __init__(self, bus, *args: str) -> None:
-        command = [sys.executable, '-m', 'signal_bus.tail', '--connect', bus.publish,
-                   '--control', bus.control, *args]
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip('\n'))
-
-    def read(self, count: int, timeout: float = 10.0) -> list[str]:
-        """The next ``count`` lines (fails when they do not come within ``timeout``)."""
-        try:
-            return [self.lines.get(timeout=timeout) for _ in range(count)]
-        except queue.Empty:
-            self.proc.kill()
-            raise AssertionError('signal-tail printed too few lines; stderr: %s'
-                                 % self.proc.communicate()[1]) from None
-
-    def finish(self, sig: int | None = None, timeout: float = 20.0) -> tuple[int, str]:
-        """Send ``sig`` (if any), wait for the exit; return (status, stderr)."""
-        if sig is not None:
-            self.proc.send_signal(sig)
-        try:
-            _, err = self.proc.communicate(timeout=timeout)
-        finally:
-            self.proc.kill()
-        self._reader.join(5)
-        return self.proc.returncode, err
-
-
-def subscribed(bus, count: int = 1) -> None:
-    """Poll until the broker has seen ``count`` subscriptions (the tail is live)."""
-    wait_until(lambda: bus.broker.stats()['subscriptions'] >= count, timeout=15,
-               message='signal-tail to subscribe')
+def start_tail(bus, *args: str) -> Running:
+    """``signal-tail`` in a subprocess, pointed at ``bus``."""
+    return Running([sys.executable, '-m', 'signal_bus.tail', '--connect', bus.publish,
+                    '--control', bus.control, *args])
 
 
 def test_json_lines_parse_one_by_one_and_summary_goes_to_stderr(bus):
-    tail = Tail(bus, '--json')
+    tail = start_tail(bus, '--json')
     subscribed(bus)
     ids = [bus.send('enqueued'), bus.send('error', exc=BOOM), bus.send('complete')]
     objects = [json.loads(line) for line in tail.read(3)]
@@ -76,7 +36,7 @@ def test_json_lines_parse_one_by_one_and_summary_goes_to_stderr(bus):
 
 
 def test_readable_lines_filtered_by_signal_task_and_id_until_sigterm(bus):
-    tail = Tail(bus, '--signal', 'error', 'complete', '--task', 'app.*',
+    tail = start_tail(bus, '--signal', 'error', 'complete', '--task', 'app.*',
                 '--id', 't-err', 't-done', 't-other')
     subscribed(bus, 3)  # one subscription per signal, plus the meta topics
     bus.send('enqueued', 'app.tasks.add', task_id='t-done')
@@ -97,7 +57,7 @@ def test_readable_lines_filtered_by_signal_task_and_id_until_sigterm(bus):
 def test_replay_starts_with_the_last_n_events_of_the_ring(bus):
     ids = [bus.send('complete') for _ in range(5)]
     bus.wait_published(5)
-    tail = Tail(bus, '--json', '--replay', '3', '--timeout', '1')
+    tail = start_tail(bus, '--json', '--replay', '3', '--timeout', '1')
     lines = tail.read(3)
     status, err = tail.finish()
     assert [json.loads(line)['task_id'] for line in lines] == ids[2:]
@@ -109,7 +69,7 @@ def test_wait_finds_a_task_that_already_completed_in_the_ring(bus):
     bus.send('complete', task_id=task_id)
     bus.send('complete')
     bus.wait_published(3)
-    tail = Tail(bus, '--wait', task_id, '--timeout', '20')
+    tail = start_tail(bus, '--wait', task_id, '--timeout', '20')
     status, err = tail.finish()
     assert status == 0
     assert '2 events (complete 1, enqueued 1)' in err
@@ -123,7 +83,7 @@ COMPLETE = [('executing', {}), ('complete', {})]
 @pytest.mark.parametrize('events, status', [(FINAL_ERROR_AFTER_A_RETRY, 1), (COMPLETE, 0)])
 def test_wait_exits_at_the_final_event_published_live(bus, events, status):
     task_id = 'task-under-watch'
-    tail = Tail(bus, '--wait', task_id, '--timeout', '20')
+    tail = start_tail(bus, '--wait', task_id, '--timeout', '20')
     subscribed(bus)
     bus.send('complete')  # another task: neither printed nor the end
     for name, body in events:
@@ -135,7 +95,7 @@ def test_wait_exits_at_the_final_event_published_live(bus, events, status):
 
 def test_wait_exits_3_when_the_timeout_passes_first(bus):
     bus.send('enqueued', task_id='slow-task')
-    tail = Tail(bus, '--wait', 'slow-task', '--timeout', '0.5')
+    tail = start_tail(bus, '--wait', 'slow-task', '--timeout', '0.5')
     status, err = tail.finish()
     assert status == 3
     assert '1 events (enqueued 1)' in err
