@@ -329,3 +329,51 @@ def test_curve_subscriber_with_an_authorized_key_receives_events(tmp_path):
         sub.close()
         stranger.close()
         secure.close()
+
+
+def test_slow_handler_behind_a_tiny_queue_still_sees_every_event_in_order(make_sub):
+    crowded = Bus()
+    crowded.config_options.update(publish_hwm=10)
+    crowded.start()
+    go, seqs = threading.Event(), []
+    try:
+        sub = make_sub(crowded.publish, control=crowded.control, rcvhwm=1)
+
+        @sub.signal()
+        def slow(signal, task):
+            go.wait(30)  # blocked while the broker's queue to us overflows
+            seqs.append(task.seq)
+
+        sub.wait_connected(10)
+        thread = run_in_thread(sub)
+        for _ in range(5000):
+            crowded.send('complete')
+        crowded.wait_published(5000)
+        go.set()
+        wait_until(lambda: len(seqs) >= 5000, timeout=30, message='5000 events')
+        sub.close()
+        thread.join(10)
+    finally:
+        crowded.close()
+    assert seqs == list(range(1, 5001))
+    stats = sub.stats()
+    assert stats['replayed'] > 0 and stats['received'] + stats['replayed'] == 5000
+    assert stats['lost'] == 0
+
+
+def test_gap_is_reported_as_lost_when_the_control_socket_does_not_answer(bus, make_sub):
+    from helpers import free_port
+    link = LossyLink(bus.publish, drop=lambda seq: seq == 2)
+    losses = []
+    try:
+        sub = make_sub(link.endpoint, control='tcp://127.0.0.1:%d' % free_port(),
+                       replay_timeout=0.3)
+        sub.on_loss(lambda *loss: losses.append(loss))
+        sub.wait_connected(10)
+        for _ in range(3):
+            bus.send('complete')
+        events = collect(sub, 2)
+    finally:
+        link.close()
+    assert [event.seq for event in events] == [1, 3]
+    assert losses == [(1, 2, 2)] and sub.stats()['lost'] == 1
