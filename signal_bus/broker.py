@@ -51,6 +51,7 @@ class BrokerCounters:
     publisher_drops: int = 0
     gaps: int = 0
     control_errors: int = 0
+    internal_errors: int = 0
     by_signal: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
@@ -217,7 +218,11 @@ class Broker:
                 frames = sockets.ingest.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self._ingest(frames, sockets.publish)
+            try:
+                self._ingest(frames, sockets.publish)
+            except Exception:  # a bug must cost one event, never the broker
+                self.counters.internal_errors += 1
+                logger.exception('internal error while handling an event; it was dropped')
 
     def _ingest(self, frames: list[bytes], publish: zmq.Socket) -> None:
         counters = self.counters
@@ -258,7 +263,7 @@ class Broker:
         counters.published += 1
         counters.gaps += gap
         topic = wire.topic_for(signal, event.header.task_name)
-        meta = wire.encode_meta(wire.EventMeta(seq, sseq, self.epoch, gap))
+        meta = wire.encode_meta_fields(seq, sseq, self.epoch, gap)
         self._ring.append(seq, (topic, meta, event.body))
         self._send(publish, [topic, meta, event.body])
 
@@ -333,6 +338,7 @@ class Broker:
             'malformed': counters.malformed, 'oversized': counters.oversized,
             'publisher_drops': counters.publisher_drops, 'gaps': counters.gaps,
             'control_errors': counters.control_errors,
+            'internal_errors': counters.internal_errors,
             'by_signal': dict(counters.by_signal),
             'last_seq': self._ring.last_seq, 'ring_first_seq': self._ring.first_seq,
             'ring_size': self._ring.size, 'ring_capacity': self._ring.capacity,

@@ -6,7 +6,6 @@ import shutil
 
 import pytest
 from bus_helpers import ControlClient, FakeTask, RawSubscriber, body_of
-from helpers import wait_until
 
 from signal_bus import BusConfig, BusConfigError, Publisher
 from signal_bus.keys import client_keys, generate_keypair, load_public_key, main
