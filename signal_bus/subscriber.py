@@ -150,6 +150,10 @@ class Subscriber:
                  curve_server_key: bytes | str | None = None,
                  curve_keypair: tuple[bytes | str, bytes | str] | str | None = None,
                  rcvhwm: int | None = None, replay_timeout: float = 5.0) -> None:
+        if isinstance(signals, str):
+            signals = [signals]
+        if isinstance(tasks, str):
+            tasks = [tasks]
         chosen = None if signals is None else tuple(dict.fromkeys(signals))
         for signal in chosen or ():
             if signal not in ALL_SIGNALS:
@@ -173,7 +177,7 @@ class Subscriber:
                                       'heartbeats'), 0)
         self._connected = False
         self._closing = threading.Event()
-        # Held while a thread uses the sockets; close() from elsewhere leaves them to it.
+        # Held while a thread uses the sockets; _users counts nested uses by that thread.
         self._busy = threading.RLock()
         self._users = 0
         self._closed = False
@@ -428,12 +432,12 @@ class Subscriber:
     def close(self) -> None:
         """Stop ``run()``/iteration (from any thread or a handler) and free the sockets."""
         self._closing.set()
-        if self._busy.acquire(blocking=False):
-            try:
-                if self._users == 0:
-                    self._release()
-            finally:
-                self._busy.release()
+        # A receiving thread notices the flag within one poll and lets go of the lock;
+        # the same thread (a handler, a signal handler) re-enters and leaves the sockets
+        # to the receive still running below it.
+        with self._busy:
+            if self._users == 0:
+                self._release()
 
     @contextlib.contextmanager
     def _using(self) -> Iterator[None]:

@@ -377,3 +377,21 @@ def test_gap_is_reported_as_lost_when_the_control_socket_does_not_answer(bus, ma
         link.close()
     assert [event.seq for event in events] == [1, 3]
     assert losses == [(1, 2, 2)] and sub.stats()['lost'] == 1
+
+
+def test_close_from_another_thread_ends_iteration(bus, make_sub):
+    sub = make_sub()
+    sub.wait_connected(10)
+    seen, finished = [], threading.Event()
+
+    def follow():
+        for event in sub:
+            seen.append(event.seq)
+        finished.set()
+
+    threading.Thread(target=follow, daemon=True).start()
+    bus.send('complete')
+    wait_until(lambda: seen == [1], message='the first event')
+    sub.close()
+    assert finished.wait(10) and sub.closed
+    assert sub.receive(0.01) is None
