@@ -9,6 +9,7 @@ publisher sent after it; when the window runs out it is released marked ``gap``.
 """
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 from collections import OrderedDict, deque
@@ -47,18 +48,60 @@ class Loss(NamedTuple):
 _RESET = None  # a task's state after a tseq-nil event: the next tseq is accepted as is
 
 
+class ForgottenTasks:
+    """A compact memory of ``(task, last tseq)`` pairs the sequencer has let go of.
+
+    Two rotating Bloom filters of ``capacity`` entries each (about 1.2 bytes per entry
+    each, 1% false positives): a task forgotten for space or after its final event and
+    heard from again continues without a hold-back. A false positive only releases an
+    event of a never-seen task without waiting for its predecessor.
+    """
+
+    _HASHES = 7
+    _BITS_PER_ENTRY = 10
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(capacity, 1)
+        self._bits = self.capacity * self._BITS_PER_ENTRY
+        self._current = bytearray(self._bits // 8 + 1)
+        self._previous = bytearray(len(self._current))
+        self._count = 0
+
+    def _positions(self, task_id: str, tseq: int) -> list[int]:
+        digest = hashlib.blake2b(b'%s\x00%d' % (task_id.encode(), tseq), digest_size=16)
+        value = int.from_bytes(digest.digest(), 'little')
+        first, second = value & (2 ** 64 - 1), (value >> 64) | 1
+        return [(first + index * second) % self._bits for index in range(self._HASHES)]
+
+    def add(self, task_id: str, tseq: int) -> None:
+        """Remember that ``task_id`` was last released at ``tseq``."""
+        if self._count >= self.capacity:
+            self._previous, self._current = self._current, bytearray(len(self._current))
+            self._count = 0
+        for position in self._positions(task_id, tseq):
+            self._current[position >> 3] |= 1 << (position & 7)
+        self._count += 1
+
+    def __contains__(self, item: tuple[str, int]) -> bool:
+        positions = self._positions(*item)
+        return any(all(bits[position >> 3] & (1 << (position & 7)) for position in positions)
+                   for bits in (self._current, self._previous))
+
+
 class Sequencer:
     """Per-task ``tseq`` order plus per-publisher FIFO, with a bounded hold-back.
 
     State per task is the last released ``tseq``; it is forgotten after the task's final
-    event and, beyond ``max_tasks`` tasks, least recently used first. A task the
-    sequencer does not know is expected to start at ``tseq`` 1.
+    event and, beyond ``max_tasks`` tasks, least recently used first (a compact memory of
+    forgotten tasks lets them continue without a hold-back). A task the sequencer does not
+    know is expected to start at ``tseq`` 1.
     """
 
     def __init__(self, hold: float, max_tasks: int = 100_000) -> None:
         self.hold = hold
         self.max_tasks = max_tasks
         self._tasks: OrderedDict[str, int | None] = OrderedDict()
+        self._forgotten = ForgottenTasks(10 * max_tasks)
         self._queues: dict[int, deque[Pending]] = {}
         self._waiting: dict[str, set[int]] = {}
         self._blocked_head: dict[int, Pending] = {}
@@ -106,7 +149,7 @@ class Sequencer:
             return True
         task_id = event.header.task_id
         if task_id not in self._tasks:
-            return tseq <= 1
+            return tseq <= 1 or (task_id, tseq - 1) in self._forgotten
         last = self._tasks[task_id]
         return last is _RESET or tseq <= last + 1
 
@@ -127,7 +170,8 @@ class Sequencer:
         out.append(Released(event, gap))
         task_id, tseq = event.header.task_id, event.header.tseq
         if event.info.final:
-            self._tasks.pop(task_id, None)
+            last = self._tasks.pop(task_id, _RESET)
+            self._forget(task_id, tseq if last is _RESET or tseq is None else max(last, tseq))
         elif tseq is None:
             self._tasks[task_id] = _RESET
             self._tasks.move_to_end(task_id)
@@ -136,8 +180,12 @@ class Sequencer:
             self._tasks[task_id] = tseq if last is _RESET or tseq > last else last
             self._tasks.move_to_end(task_id)
             while len(self._tasks) > self.max_tasks:
-                self._tasks.popitem(last=False)
+                self._forget(*self._tasks.popitem(last=False))
         self._work.extend(self._waiting.pop(task_id, ()))
+
+    def _forget(self, task_id: str, last: int | None) -> None:
+        if last is not None:
+            self._forgotten.add(task_id, last)
 
     def _run_work(self, now: float, out: list[Released]) -> None:
         while self._work:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signal_bus.ordering import Pending, PublisherTable, Sequencer
+from signal_bus.ordering import ForgottenTasks, Pending, PublisherTable, Sequencer
 from signal_bus.wire import BodyInfo, Header
 
 
@@ -103,3 +103,31 @@ def test_publisher_table_reports_holes_once():
     for pub in (1, 2, 3):
         table.observe(Header('enqueued', 'n', 'i', 1, pub, 1), info)
     assert len(table) == 2
+
+
+def test_a_task_forgotten_for_space_continues_without_a_hold_back():
+    sequencer = Sequencer(hold=0.1, max_tasks=2)
+    for index, task in enumerate(('old', 'b', 'c')):      # 'old' is pushed out of state
+        sequencer.push(event(task, 1, 1, index + 1), now=0.0)
+    assert sequencer.tasks_tracked() == 2
+    (item,) = sequencer.push(event('old', 2, 2, 1), now=0.0)
+    assert item.event.header.task_id == 'old' and not item.gap
+    assert sequencer.push(event('never-seen', 2, 3, 1), now=0.0) == []
+
+
+def test_a_task_heard_from_after_its_final_event_continues_without_a_hold_back():
+    sequencer = Sequencer(hold=0.1)
+    sequencer.push(event('t', 1, 1, 1), now=0.0)
+    sequencer.push(event('t', 2, 1, 2, final=True), now=0.0)
+    (item,) = sequencer.push(event('t', 3, 2, 1), now=0.0)
+    assert not item.gap
+
+
+def test_forgotten_tasks_remember_two_generations():
+    forgotten = ForgottenTasks(capacity=100)
+    for index in range(250):
+        forgotten.add('task-%d' % index, index)
+    assert all(('task-%d' % index, index) in forgotten for index in range(200, 250))
+    assert ('task-249', 248) not in forgotten
+    misses = sum(('other-%d' % index, 1) in forgotten for index in range(2000))
+    assert misses < 100          # about 1% false positives per generation
