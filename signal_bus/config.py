@@ -84,12 +84,14 @@ class BusConfig:
         return cls(ingest=check_endpoint(ingest, 'ingest'), **options)
 
     @classmethod
-    def coerce(cls, value: 'str | BusConfig') -> 'BusConfig':
-        """Accept an ingest endpoint string or a ``BusConfig``."""
+    def coerce(cls, value: 'str | BusConfig | BrokerConfig') -> 'BusConfig':
+        """Accept an ingest endpoint string, a ``BusConfig``, or a ``BrokerConfig``."""
         if isinstance(value, BusConfig):
             return value
         if isinstance(value, str):
             return cls.from_endpoint(value)
+        if isinstance(value, BrokerConfig):
+            return value.client_config()
         raise BusConfigError('a bus is an ingest endpoint string or a signal_bus.BusConfig, '
                              'got %s' % type(value).__name__)
 
@@ -135,6 +137,15 @@ class BrokerConfig:
                                  'positive')
 
     def client_config(self, **options: Any) -> BusConfig:
-        """A ``BusConfig`` pointing at this broker's endpoints (wildcards must be resolved)."""
-        return BusConfig(ingest=self.ingest, publish=self.publish, control=self.control,
-                         **options)
+        """A ``BusConfig`` pointing at this broker's endpoints (on loopback when bound to
+        all interfaces)."""
+        endpoints = [_connectable(getattr(self, what)) for what in ('ingest', 'publish',
+                                                                    'control')]
+        return BusConfig(*endpoints, **options)
+
+
+def _connectable(endpoint: str) -> str:
+    if endpoint.endswith(':*'):
+        raise BusConfigError('%s has a wildcard port: take the bound endpoints from '
+                             'Broker.endpoints instead' % endpoint)
+    return endpoint.replace('://0.0.0.0:', '://127.0.0.1:').replace('://*:', '://127.0.0.1:')

@@ -88,7 +88,7 @@ def build_body(signal: str, task: Any, exc: BaseException | None, source: str, *
     """The body map of one event (values not yet made plain; ``encode_body`` does that)."""
     body = {
         'signal': signal,
-        'task_id': task.id,
+        'task_id': str(task.id),
         'task_name': task_name_of(task),
         'tseq': event_tseq(task, source),
         'ts': time.time() if now is None else now,
