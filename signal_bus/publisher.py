@@ -31,6 +31,8 @@ logger = logging.getLogger('signal_bus.publisher')
 
 #: The most ``close()`` waits for buffered events to leave (SPEC §7).
 CLOSE_LINGER = 1.0
+#: What an unclosed publisher gets at interpreter exit (several of them add up).
+EXIT_LINGER = 0.5
 
 
 class _Channel:
@@ -213,4 +215,4 @@ class Publisher:
 def _close_at_exit(ref: 'weakref.ref[Publisher]', pid: int) -> None:
     publisher = ref()
     if publisher is not None and os.getpid() == pid:
-        publisher.close()
+        publisher.close(EXIT_LINGER)
