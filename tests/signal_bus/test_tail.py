@@ -115,3 +115,27 @@ def test_format_line_shows_time_signal_name_id_retries_and_error():
     assert line.split()[2:] == ['error', 'app.tasks.boom', 'abc', 'retries=1', 'ValueError:',
                                 'uh-oh']
     assert line.split()[1].endswith('.500')
+
+
+@pytest.mark.parametrize('fails, status', [(False, 0), (True, 1)])
+def test_wait_on_a_task_run_by_a_real_queue_with_the_bus_attached(bus, fails, status):
+    from queue_core import TaskQueue
+    queue = TaskQueue('tail-test', storage='memory://', immediate=True, bus=bus.ingest)
+
+    @queue.task()
+    def divide(a, b):
+        return a / b
+
+    try:
+        handle = divide(1, 0 if fails else 1)
+        bus.wait_published(3)
+    finally:
+        queue.close()
+    tail = start_tail(bus, '--json', '--wait', handle.id, '--timeout', '20')
+    lines = [json.loads(line) for line in tail.read(3)]
+    exit_status, _ = tail.finish()
+    assert exit_status == status
+    assert [line['signal'] for line in lines] == [
+        'enqueued', 'executing', 'error' if fails else 'complete']
+    assert {line['task_name'] for line in lines} == {'test_tail.divide'}
+    assert lines[-1]['final'] is True and [line['tseq'] for line in lines] == [1, 2, 3]
