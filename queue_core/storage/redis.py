@@ -21,6 +21,7 @@ Key layout for queue ``<name>`` (all keys share the hash tag ``{<name>}``)::
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -36,6 +37,7 @@ from ..exceptions import ConfigurationError, StorageError
 from .base import InFlight, Storage
 
 WAKE_TOKENS = 16  # the wake-up list never holds more tokens than this
+SOCKET_TIMEOUT = 10.0  # seconds; blocking reads are kept shorter than the socket timeout
 
 _F = TypeVar('_F', bound=Callable[..., Any])
 
@@ -225,9 +227,11 @@ class RedisStorage(Storage):
         ``socket_timeout``) apply."""
         def factory() -> redis.Redis:
             # Retry once at once on a dropped connection (e.g. after a server restart);
-            # any further failure surfaces as StorageError without delay.
+            # any further failure surfaces as StorageError without delay. Options in the
+            # URL's query override these defaults.
             return redis.Redis.from_url(
-                url, retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
+                url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT,
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
         try:
             _check_db(url)
             factory()
@@ -251,10 +255,8 @@ class RedisStorage(Storage):
         pubsub = getattr(self._local, 'pubsub', None)
         self._local.pubsub = None
         if pubsub is not None:
-            try:
+            with contextlib.suppress(redis.RedisError, OSError):
                 pubsub.close()
-            except redis.RedisError:
-                pass
 
     def reset_after_fork(self) -> None:
         """Build a fresh client so the child never shares the parent's sockets."""

@@ -345,6 +345,15 @@ def test_bad_urls_raise_configuration_error_naming_the_url(url):
     assert url in str(caught.value)
 
 
+def test_redis_waits_longer_than_the_socket_timeout_do_not_fail(redis_url):
+    store = storage_from_url(redis_url + '?socket_timeout=0.2', 'test')
+    store.wait_for_work(0.6)  # returns early (allowed) instead of timing out the socket
+    assert store.wait_for_data('missing', 0.6) is False
+    store.put_data('k', b'v')
+    assert store.wait_for_data('k', 0.6) is True
+    store.close()
+
+
 def test_sqlite_failure_is_a_storage_error_naming_the_file(tmp_path):
     store = SqliteStorage(str(tmp_path), 'test')  # a directory is no database
     with pytest.raises(StorageError) as caught:
