@@ -14,7 +14,7 @@ import fnmatch
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator
 
 import zmq
 

@@ -193,8 +193,9 @@ class Running:
             return [self.lines.get(timeout=timeout) for _ in range(count)]
         except queue.Empty:
             self.proc.kill()
+            command = ' '.join(map(str, self.proc.args[1:3]))
             raise AssertionError('%s printed too few lines; stderr: %s'
-                                 % (' '.join(map(str, self.proc.args[1:3])), self.proc.communicate()[1])) from None
+                                 % (command, self.proc.communicate()[1])) from None
 
     def read_until(self, predicate: Callable[[str], bool], timeout: float = 10.0) -> str:
         """Read lines until one satisfies ``predicate``; return it."""
