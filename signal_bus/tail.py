@@ -31,6 +31,7 @@ EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
 #: Ctrl-C or SIGTERM while ``--wait`` was still waiting (the shell's convention).
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,9 +130,11 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
                                                  file=err, flush=True))
     with _terminate_on_sigterm():
         try:
-            return _follow(sub, args, tally, out)
-        except (KeyboardInterrupt, _Terminate):
+            return _follow(sub, args, tally, out, err)
+        except KeyboardInterrupt:
             return EXIT_OK if args.wait is None else EXIT_INTERRUPTED
+        except _Terminate:
+            return EXIT_OK if args.wait is None else EXIT_TERMINATED
         except BrokenPipeError:
             return EXIT_OK
         finally:
@@ -147,13 +150,18 @@ def _loss_text(count: int | None, first: int | None, last: int | None) -> str:
     return 'signal-tail: %d events lost (seq %d..%d)' % (count, first, last)
 
 
-def _follow(sub: Subscriber, args: argparse.Namespace, tally: Tally, out: TextIO) -> int:
+def _follow(sub: Subscriber, args: argparse.Namespace, tally: Tally, out: TextIO,
+            err: TextIO) -> int:
     """Print events until the wait ends, the timeout passes or the tail is stopped."""
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     if args.replay or args.wait:
         if not _connect(sub, deadline):
             return EXIT_TIMEOUT if args.wait else EXIT_OK
-        sub.replay_recent(None if args.wait else args.replay)
+        try:
+            sub.replay_recent(None if args.wait else args.replay)
+        except (BusError, TimeoutError) as exc:
+            print('signal-tail: cannot read the broker ring (%s); following live events only'
+                  % exc, file=err, flush=True)
     ids = set(args.id or ()) | ({args.wait} if args.wait else set())
     render = format_json if args.json else format_line
     for event in _events(sub, deadline):
