@@ -94,6 +94,11 @@ class Broker:
             raise RuntimeError('the broker is not running: call start() or run() first')
         return self._endpoints
 
+    def bound_config(self) -> BrokerConfig:
+        """This broker's config with the bound endpoints in place of wildcard ports, to
+        start a broker again on the same ports (a restart) or to derive client configs."""
+        return dataclasses.replace(self.config, **self.endpoints._asdict())
+
     def start(self, timeout: float = 10.0) -> 'Broker':
         """Run the broker in a background thread; return once its sockets are bound."""
         if self._thread is not None and self._thread.is_alive():

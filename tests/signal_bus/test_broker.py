@@ -198,3 +198,17 @@ def test_bad_control_requests_get_an_error_reply(control):
     (reply,) = control.request(b'\xc1 not msgpack')
     assert reply.kind == 'error'
     assert control.stats()['control_errors'] == 2
+
+
+def test_a_broker_restarted_on_its_bound_ports_has_a_new_epoch(broker_factory, zmq_context):
+    first = broker_factory()
+    config = first.bound_config()
+    assert config.ingest == first.endpoints.ingest and not config.ingest.endswith('*')
+    epoch = first.epoch
+    first.stop()
+    second = broker_factory(**{key: getattr(config, key)
+                               for key in ('ingest', 'publish', 'control')})
+    sub = RawSubscriber(zmq_context, second.endpoints.publish)
+    assert (second.endpoints.ingest, second.endpoints.control) == (config.ingest,
+                                                                   config.control)
+    assert sub.wait_connected().data['epoch'] == second.epoch != epoch
