@@ -147,6 +147,8 @@ class Publisher:
             if self._closed:
                 return
             channel = self._channel if self._pid == os.getpid() else self._ensure_channel()
+            if not wire.is_signal(signal):
+                raise ValueError('unknown signal %r' % (signal,))
             body = event_module.encode_body(event_module.build_body(
                 signal, task, exc, source, host=self.host, pid=channel.pid))
             name = event_module.task_name_of(task)
@@ -166,9 +168,13 @@ class Publisher:
 
     def _count_error(self) -> None:
         channel = self._channel
+        errors = 1
         if channel is not None and self._pid == os.getpid():
             channel.counts['errors'] += 1
-        logger.warning('could not publish an event to the bus', exc_info=True)
+            errors = channel.counts['errors']
+        if errors == 1 or errors % 1000 == 0:  # a steady fault must not flood the log
+            logger.warning('could not publish an event to the bus (%d so far)', errors,
+                           exc_info=True)
 
     def _ensure_channel(self) -> _Channel:
         if self._lock_pid != os.getpid():

@@ -144,8 +144,13 @@ def _require_str(value: Any, what: str) -> str:
     return value
 
 
+def is_signal(value: Any) -> bool:
+    """True for the name of one of the thirteen signals."""
+    return isinstance(value, str) and value in _KNOWN_SIGNALS
+
+
 def _require_signal(value: Any) -> str:
-    if not isinstance(value, str) or value not in _KNOWN_SIGNALS:
+    if not is_signal(value):
         raise WireError('unknown signal %r; expected one of %s'
                         % (value, ', '.join(ALL_SIGNALS)))
     return value

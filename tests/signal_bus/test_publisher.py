@@ -76,7 +76,7 @@ def test_publish_never_raises_into_the_caller(bus_config):
     publisher.publish('enqueued', object())                 # no id at all
     publisher.publish('not-a-signal', FakeTask())           # unknown to the wire
     stats = publisher.stats()
-    assert stats['errors'] >= 1 and stats['buffered'] <= 1
+    assert (stats['errors'], stats['buffered']) == (2, 0)
     publisher.close()
 
 
