@@ -10,6 +10,7 @@ lazily on its first ``publish``.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import itertools
 import logging
 import os
@@ -117,8 +118,7 @@ class Publisher:
         config = BusConfig.coerce(endpoint)
         curve = client_keys(curve_server_key, curve_keypair)
         if curve is not None:
-            config = BusConfig(config.ingest, config.publish, config.control, curve,
-                               config.buffer_size, config.send_hwm)
+            config = dataclasses.replace(config, curve=curve)
         self.config = config
         self.host = socket.gethostname()
         self._channel: _Channel | None = None

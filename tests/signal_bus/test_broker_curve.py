@@ -22,7 +22,7 @@ def curve(tmp_path, broker_factory):
     shutil.copy(friend_public, authorized / 'friend.key')
     broker = broker_factory(curve_secret_key=broker_secret,
                             curve_authorized_keys=str(authorized), heartbeat_interval=0.05)
-    return {'broker': broker,
+    return {'broker': broker, 'paths': (broker_public, friend_secret),
             'friend': client_keys(broker_public, friend_secret),
             'stranger': client_keys(broker_public, stranger_secret)}
 
@@ -31,7 +31,9 @@ def test_listed_client_publishes_and_subscribes(curve, zmq_context):
     broker = curve['broker']
     sub = RawSubscriber(zmq_context, broker.endpoints.publish, curve=curve['friend'])
     sub.wait_connected()
-    publisher = Publisher(BusConfig(ingest=broker.endpoints.ingest, curve=curve['friend']))
+    server_key, keypair = curve['paths']
+    publisher = Publisher(broker.endpoints.ingest, curve_server_key=server_key,
+                          curve_keypair=keypair)
     publisher.publish('complete', FakeTask(id='secret-work', tseq=1))
     assert body_of(sub.events(1)[0])['task_id'] == 'secret-work'
     stats = ControlClient(zmq_context, broker.endpoints.control, curve['friend']).stats()
