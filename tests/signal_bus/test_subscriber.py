@@ -172,10 +172,11 @@ def test_gap_is_replayed_in_order_before_later_live_events(bus, make_sub):
     assert (stats['replayed'], stats['lost'], stats['delivered']) == (4, 0, 10)
 
 
-def test_heartbeat_reveals_missed_tail_events(bus, make_sub):
+@pytest.mark.parametrize('signals', [None, ['executing']])
+def test_heartbeat_reveals_missed_tail_events(bus, make_sub, signals):
     link = LossyLink(bus.publish, drop=lambda seq: seq >= 2)
     try:
-        sub = make_sub(link.endpoint)
+        sub = make_sub(link.endpoint, signals=signals)
         sub.wait_connected(10)
         ids = [bus.send('executing') for _ in range(3)]
         events = collect(sub, 3)
@@ -184,6 +185,25 @@ def test_heartbeat_reveals_missed_tail_events(bus, make_sub):
     assert [event.seq for event in events] == [1, 2, 3]
     assert [event.id for event in events] == ids
     assert sub.stats()['replayed'] == 2
+
+
+def test_task_globs_apply_to_replayed_events_too(bus, make_sub):
+    link = LossyLink(bus.publish, drop=lambda seq: seq in (2, 3))
+    try:
+        sub = make_sub(link.endpoint, tasks=['billing.*'])
+        sub.wait_connected(10)
+        link.hold()
+        names = ['billing.charge', 'billing.refund', 'mail.send', 'billing.charge']
+        ids = [bus.send('complete', name) for name in names]
+        bus.wait_published(4)
+        link.release()
+        events = collect(sub, 3)
+        assert sub.receive(0.2) is None
+    finally:
+        link.close()
+    assert [event.id for event in events] == [ids[0], ids[1], ids[3]]
+    assert [event.replayed for event in events] == [False, True, False]
+    assert sub.stats()['replayed'] == 2  # mail.send was fetched, then filtered out
 
 
 def test_filtered_subscriber_repairs_each_signal_by_sseq(bus, make_sub):
