@@ -289,18 +289,16 @@ class RedisStorage(Storage):
     # -- queue -----------------------------------------------------------------
     @_mapped('enqueue a message')
     def enqueue(self, data: bytes, priority: int = 0) -> None:
-        self._enqueue(keys=[self._queue, self._seq, self._wake],
-                      args=[WAKE_TOKENS, -(priority or 0), data], client=self._client)
+        self.enqueue_many([(data, priority)])
 
     @_mapped('enqueue messages')
     def enqueue_many(self, items: Sequence[tuple[bytes, int]]) -> None:
-        if not items:
-            return
         args: list[Any] = [WAKE_TOKENS]
         for data, priority in items:
             args += [-(priority or 0), data]
-        self._enqueue(keys=[self._queue, self._seq, self._wake], args=args,
-                      client=self._client)
+        if items:
+            self._enqueue(keys=[self._queue, self._seq, self._wake], args=args,
+                          client=self._client)
 
     @_mapped('dequeue a message')
     def dequeue(self) -> bytes | None:
@@ -402,12 +400,12 @@ class RedisStorage(Storage):
         pubsub.subscribe(channel)
         try:
             # Only once the subscription is in place can a check miss no write.
-            if not self._next_message(pubsub, 'subscribe', channel, deadline):
-                return self._client.exists(self._value_key(key)) > 0
-            while not self._client.exists(self._value_key(key)):
-                if not self._next_message(pubsub, 'message', channel, deadline):
-                    return False
-            return True
+            kind = 'subscribe'
+            while self._next_message(pubsub, kind, channel, deadline):
+                if self._client.exists(self._value_key(key)):
+                    return True
+                kind = 'message'
+            return self._client.exists(self._value_key(key)) > 0
         finally:
             pubsub.unsubscribe(channel)
 
