@@ -161,6 +161,11 @@ class Child:
                                      stdin=stdin, stdout=stdout or self.logfile,
                                      stderr=self.logfile, start_new_session=True)
 
+    @staticmethod
+    def cwd() -> str:
+        """Where children run: the benchmark directory, so ``apps.*`` imports."""
+        return BENCH_DIR
+
     @property
     def pid(self) -> int:
         """The child's process id."""
@@ -267,16 +272,17 @@ def median_of(records: Sequence[dict[str, Any]], key: str) -> float:
 
 @dataclasses.dataclass
 class Figure:
-    """One line of the table: a measurement of ours, Huey's if it has one, and how the
-    ratio compares with the target."""
+    """One line of the table: a measurement of ours, the reference it is compared with
+    (Huey's figure, or ours in a baseline mode), and how the ratio meets the target."""
 
     bench: str
     metric: str
     unit: str
     ours: float
-    huey: float | None = None
+    ref: float | None = None
     ratio: float | None = None
     ratio_of: str = 'ours / Huey'
+    ref_label: str = 'Huey 3.5.4'
     target: str = ''
     met: bool | None = None
     note: str = ''
@@ -284,8 +290,8 @@ class Figure:
     def line(self) -> str:
         """One line for the terminal."""
         parts = ['%-10s %-44s ours %s %s' % (self.bench, self.metric, fmt(self.ours), self.unit)]
-        if self.huey is not None:
-            parts.append('huey %s' % fmt(self.huey))
+        if self.ref is not None:
+            parts.append('%s %s' % (self.ref_label, fmt(self.ref)))
         if self.ratio is not None:
             parts.append('ratio %.2fx (%s)' % (self.ratio, self.ratio_of))
         if self.target:

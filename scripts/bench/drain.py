@@ -49,7 +49,8 @@ def tree_of(pid: int) -> list[int]:
     return found
 
 
-def wait_drained(queue: Any, n: int, consumer: Child) -> tuple[float, int, float, int]:
+def wait_drained(queue: Any, n: int, consumer: Child,
+                 interval: float = POLL_INTERVAL) -> tuple[float, int, float, int]:
     """Poll the result count until ``n``: (first seen time, count then, end time, polls)."""
     first_t, first_count, polls = 0.0, 0, 0
     deadline = time.monotonic() + DRAIN_TIMEOUT
@@ -66,7 +67,7 @@ def wait_drained(queue: Any, n: int, consumer: Child) -> tuple[float, int, float
                                % (count, n, DRAIN_TIMEOUT, consumer.log()))
         if polls % 200 == 0:
             consumer.check_alive()
-        time.sleep(POLL_INTERVAL)
+        time.sleep(interval)
 
 
 def drain_once(side: str, redis: RedisProcess, n: int, workers: int = 2,

@@ -1,0 +1,85 @@
+"""Benchmarks 2 and 3: what watching costs. The drain of benchmark 1 (ours) with the bus
+off, with the bus on and one subscriber attached, and with one subscriber that sleeps
+50 ms per event; each subscriber is a separate process and reports what it received
+and what it lost.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+from bus_tools import BrokerProcess, SubscriberProcess
+from common import OURS, Figure, RedisProcess, alternate, median, median_of, ratio
+from drain import drain_once
+
+SLOW_MS = 50.0
+OFF, ON, SLOW = 'bus off', 'bus on, 1 subscriber', 'bus on, slow subscriber'
+
+
+def bus_drain(redis: RedisProcess, broker: BrokerProcess, n: int,
+              mode: str) -> dict[str, Any]:
+    """One drain of ``n`` tasks in ``mode`` (see the module constants)."""
+    if mode == OFF:
+        return drain_once(OURS, redis, n)
+    sub = SubscriberProcess(broker, sleep_ms=SLOW_MS if mode == SLOW else 0.0)
+    try:
+        before = broker.stats()['published']
+        record = drain_once(OURS, redis, n, bus=broker.ingest)
+        published = broker.stats()['published'] - before
+        seen = sub.wait_handled(published, 30) if mode == ON else sub.stats()
+    finally:
+        sub.close()
+    record.update(published=published, handled=seen['handled'], lost=seen['lost'],
+                  loss_notices=seen['loss_notices'],
+                  behind=published - seen['handled'] - seen['lost'])
+    return record
+
+
+def run(rounds: int = 3, n: int = 5000) -> tuple[list[Figure], dict[str, list[dict]]]:
+    """The three modes, alternating, ``rounds`` times each; figures and raw rounds."""
+    with RedisProcess() as redis, BrokerProcess() as broker:
+        results = alternate(rounds, {mode: (lambda m=mode: bus_drain(redis, broker, n, m))
+                                     for mode in (OFF, ON, SLOW)})
+    return figures(results, n), results
+
+
+def figures(results: dict[str, list[dict[str, Any]]], n: int) -> list[Figure]:
+    """The table lines of benchmarks 2 and 3."""
+    off, on, slow = (median_of(results[m], 'rate') for m in (OFF, ON, SLOW))
+    on_rounds, slow_rounds = results[ON], results[SLOW]
+    return [
+        Figure('2 bus cost', 'drain %d, bus on + 1 subscriber' % n, 'tasks/s', on, off,
+               ratio(on, off), ratio_of='on / off', ref_label='bus off',
+               target='>= 0.95 (within 5%)', met=ratio(on, off) >= 0.95,
+               note='subscriber received %d of %d events (median), lost %d'
+               % (median(r['handled'] for r in on_rounds),
+                  median(r['published'] for r in on_rounds),
+                  max(r['lost'] for r in on_rounds))),
+        Figure('3 slow sub', 'drain %d, subscriber sleeping %d ms/event' % (n, SLOW_MS),
+               'tasks/s', slow, off, ratio(slow, off), ratio_of='slow / off',
+               ref_label='bus off', target='>= 0.95 (within 5%)',
+               met=ratio(slow, off) >= 0.95,
+               note='when the drain ended the subscriber had handled %d of %d events, '
+               'reported %d lost in %d loss notices, %d still queued for it (median)'
+               % (median(r['handled'] for r in slow_rounds),
+                  median(r['published'] for r in slow_rounds),
+                  median(r['lost'] for r in slow_rounds),
+                  median(r['loss_notices'] for r in slow_rounds),
+                  median(r['behind'] for r in slow_rounds))),
+    ]
+
+
+def main(argv: list[str] | None = None, run_fn: Callable[..., Any] = run) -> None:
+    """Run these benchmarks alone and print their figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('-n', type=int, default=5000)
+    args = parser.parse_args(argv)
+    for fig in run_fn(args.rounds, args.n)[0]:
+        print(fig.line())
+        if fig.note:
+            print('           ' + fig.note)
+
+
+if __name__ == '__main__':
+    main()

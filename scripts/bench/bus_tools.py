@@ -1,0 +1,124 @@
+"""A signal broker and bus subscribers as real processes, for the bus benchmarks."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from common import Child, free_port, rss_kib, wait_for
+
+_BROKER = 'import sys; from signal_bus.broker_cli import main; sys.exit(main())'
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(('127.0.0.1', port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class BrokerProcess:
+    """``signal-broker`` on three free loopback ports."""
+
+    def __init__(self, ring: int | None = None) -> None:
+        ports = [free_port() for _ in range(3)]
+        self.ingest, self.publish, self.control = ['tcp://127.0.0.1:%d' % p for p in ports]
+        command = [sys.executable, '-c', _BROKER, '--ingest', self.ingest,
+                   '--publish', self.publish, '--control', self.control, '-q']
+        if ring is not None:
+            command += ['--ring', str(ring)]
+        self.child = Child(command)
+        wait_for(lambda: self.child.check_alive() or all(_listening(p) for p in ports), 15,
+                 'the signal broker to listen', 0.02)
+
+    @property
+    def pid(self) -> int:
+        """The broker's process id."""
+        return self.child.pid
+
+    def rss_kib(self) -> int:
+        """The broker's resident memory."""
+        return rss_kib(self.child.pid)
+
+    def stats(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The broker's ``stats`` answer from its control socket."""
+        import msgpack
+        import zmq
+        context = zmq.Context()
+        sock = context.socket(zmq.DEALER)
+        sock.linger = 0
+        try:
+            sock.connect(self.control)
+            sock.send(msgpack.packb({'op': 'stats'}))
+            if not sock.poll(int(timeout * 1000)):
+                raise TimeoutError('the broker did not answer stats within %s s' % timeout)
+            frames = sock.recv_multipart()
+            return msgpack.unpackb(frames[-1], raw=False, strict_map_key=False)
+        finally:
+            sock.close(0)
+            context.term()
+
+    def close(self) -> None:
+        """Stop the broker."""
+        self.child.stop()
+
+    def __enter__(self) -> 'BrokerProcess':
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class SubscriberProcess:
+    """``apps/bus_subscriber.py`` attached to a broker; ask it for counts with ``stats``."""
+
+    def __init__(self, broker: BrokerProcess, sleep_ms: float = 0.0,
+                 timing: bool = False) -> None:
+        command = [sys.executable, 'apps/bus_subscriber.py', '--publish', broker.publish,
+                   '--sleep-ms', str(sleep_ms)] + (['--timing'] if timing else [])
+        self.child = Child(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        line = self.child.proc.stdout.readline()
+        if line.strip() != b'ready':
+            self.child.check_alive()
+            raise RuntimeError('the bus subscriber did not start: %r\n%s'
+                               % (line, self.child.log()))
+
+    def stats(self) -> dict[str, Any]:
+        """The subscriber's counts so far."""
+        self.child.proc.stdin.write(b'stats\n')
+        self.child.proc.stdin.flush()
+        line = self.child.proc.stdout.readline()
+        if not line:
+            self.child.check_alive()
+            raise RuntimeError('the bus subscriber closed its output:\n' + self.child.log())
+        return json.loads(line)
+
+    def wait_handled(self, count: int, timeout: float, stall: float = 3.0) -> dict[str, Any]:
+        """Counts once ``count`` events were handled, or when ``timeout`` passes, or when
+        nothing new arrived for ``stall`` seconds."""
+        deadline = time.monotonic() + timeout
+        latest = self.stats()
+        progress_at = time.monotonic()
+        while latest['handled'] < count:
+            now = time.monotonic()
+            if now > deadline or now - progress_at > stall:
+                break
+            time.sleep(0.05)
+            current = self.stats()
+            if current['handled'] != latest['handled']:
+                progress_at = time.monotonic()
+            latest = current
+        return latest
+
+    def close(self) -> None:
+        """End its input (it closes the subscriber and exits), then make sure it is gone."""
+        try:
+            self.child.proc.stdin.close()
+            self.child.proc.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.child.stop()
