@@ -143,6 +143,14 @@ return n
 """
 
 # KEYS inflight, owners, leases. ARGV token.
+_RELEASE = """
+local found = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return found
+"""
+
+# KEYS inflight, owners, leases. ARGV token.
 _TAKE = """
 local data = redis.call('HGET', KEYS[1], ARGV[1])
 if not data then return false end
@@ -218,7 +226,8 @@ class RedisStorage(Storage):
         self._put, self._pop = register(_PUT), register(_POP)
         self._result_count, self._result_items = register(_RESULT_COUNT), register(_RESULT_ITEMS)
         self._incr, self._renew = register(_INCR), register(_RENEW)
-        self._take, self._list_in_flight = register(_TAKE), register(_LIST_IN_FLIGHT)
+        self._release, self._take = register(_RELEASE), register(_TAKE)
+        self._list_in_flight = register(_LIST_IN_FLIGHT)
 
     @classmethod
     def from_url(cls, url: str, name: str = 'queue') -> 'RedisStorage':
@@ -448,11 +457,8 @@ class RedisStorage(Storage):
     # -- in-flight ---------------------------------------------------------------
     @_mapped('release an in-flight record')
     def release(self, token: str) -> bool:
-        pipe = self._client.pipeline(transaction=True)
-        pipe.hdel(self._in_flight_keys[0], token)
-        pipe.hdel(self._in_flight_keys[1], token)
-        pipe.zrem(self._in_flight_keys[2], token)
-        return pipe.execute()[0] > 0
+        return bool(self._release(keys=self._in_flight_keys, args=[token],
+                                  client=self._client))
 
     @_mapped('renew leases')
     def renew(self, owner: str, lease_until: float) -> int:
