@@ -8,6 +8,7 @@ directory, so ``apps.ours.queue`` and ``apps.huey_app.huey`` import as a user's 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 import signal
@@ -259,7 +260,7 @@ def median(values: Iterable[float]) -> float:
 def percentile(values: Sequence[float], fraction: float) -> float:
     """The ``fraction`` quantile (nearest rank) of ``values``."""
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, int(round(fraction * len(ordered) + 0.5)) - 1))
+    index = min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))
     return float(ordered[index])
 
 
