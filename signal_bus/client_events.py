@@ -1,4 +1,5 @@
-"""What a subscriber hands to user code: ``Event`` (one bus event) and ``ErrorInfo``.
+"""What a subscriber hands to user code (``Event``, ``ErrorInfo``) and how it keeps count
+of the broker's numbering (``SequenceTracker``).
 
 An ``Event`` is the event's wire map with the broker's meta merged in, read as attributes:
 ``signal``, ``task_id``, ``task_name``, ``tseq``, ``ts``, ``host``, ``pid``, ``source``,
