@@ -25,7 +25,7 @@ def test_error_notifier_alerts_on_error_and_interrupted_only(bus):
     bus.send('error', 'app.tasks.login', task_id='t-err', exc=BOOM, final=True)
     bus.send('interrupted', 'app.tasks.report', task_id='t-int', final=True)
     lines = notifier.read(3)
-    status, _ = notifier.finish(signal.SIGTERM)
+    status, _ = notifier.finish(signal.SIGINT)  # Ctrl-C ends Subscriber.run() cleanly
     assert lines[0].startswith("FAILED app.tasks.login t-retry on testhost pid ")
     assert lines[0].endswith("KeyError: 'user' (will retry, 2 left)")
     assert lines[1].startswith('FAILED app.tasks.login t-err') and 'retry' not in lines[1]
