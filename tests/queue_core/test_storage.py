@@ -348,6 +348,18 @@ def test_bad_urls_raise_configuration_error_naming_the_url(url):
     assert url in str(caught.value)
 
 
+@pytest.mark.parametrize('url', [
+    'redis://:secret@127.0.0.1:1/0', 'rediss://:secret@127.0.0.1:1/2',
+    'unix://:secret@/nonexistent/redis.sock?db=1',
+])
+def test_redis_urls_build_lazily_and_unreachable_servers_raise_storage_error(url):
+    store = storage_from_url(url, 'test')  # builds without connecting
+    with pytest.raises(StorageError) as caught:
+        store.peek_data('k')
+    assert 'secret' not in str(caught.value)
+    assert "'test'" in str(caught.value)
+
+
 def test_redis_waits_longer_than_the_socket_timeout_do_not_fail(redis_url):
     store = storage_from_url(redis_url + '?socket_timeout=0.2', 'test')
     store.wait_for_work(0.6)  # returns early (allowed) instead of timing out the socket
