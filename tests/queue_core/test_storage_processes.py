@@ -101,6 +101,27 @@ def test_processes_enqueueing_and_claiming_lose_nothing_and_share_nothing(shared
     store.close()
 
 
+def enqueue_without_reset(store: Storage) -> None:
+    """Entry point of a forked child that uses the parent's storage without resetting it."""
+    store.enqueue(b'from-child')
+    store.put_data('child', b'done')
+
+
+def test_forked_child_opens_its_own_connection_even_without_reset(shared_url):
+    store = storage_from_url(shared_url, 'shared')
+    store.flush_all()
+    store.enqueue(b'from-parent')
+    proc = multiprocessing.get_context('fork').Process(target=enqueue_without_reset,
+                                                       args=(store,))
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 0
+    assert store.wait_for_data('child', 10) is True
+    assert store.enqueued_items() == [b'from-parent', b'from-child']
+    store.flush_all()
+    store.close()
+
+
 def open_fresh_file(url: str, start) -> None:
     """Entry point of a process that opens a new SQLite file at the same moment as others."""
     store = storage_from_url(url, 'fresh')
