@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from typing import Callable, Iterator, Sequence
 from urllib.parse import parse_qs
 
@@ -47,6 +48,10 @@ _SCHEMA = (
 _TABLES = ('queue', 'schedule', 'kv', 'counters', 'in_flight')
 _INDEXES = ('queue_order', 'schedule_order', 'kv_expiry', 'in_flight_owner', 'in_flight_lease')
 _LIVE = '(expires IS NULL OR expires > ?)'
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced, so a finished thread's one is freed."""
 
 
 def _identifiers(name: str) -> dict[str, str]:
@@ -107,7 +112,8 @@ class SqliteStorage(Storage):
         self._local = threading.local()
         self._generation = 0
         self._pid = os.getpid()
-        self._opened: list[sqlite3.Connection] = []
+        # Weak, so that a connection is closed once the thread that used it is gone.
+        self._opened: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._inherited: list[sqlite3.Connection] = []
         self._schema_ready = False
         self._puts = 0
@@ -146,11 +152,11 @@ class SqliteStorage(Storage):
     def _connect(self) -> sqlite3.Connection:
         with self._errors('open the database'):
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                                   check_same_thread=False)
+                                   check_same_thread=False, factory=_Connection)
             self._enable_wal(conn)
             conn.execute('PRAGMA synchronous=%s' % self.synchronous)
         with self._lock:
-            self._opened.append(conn)
+            self._opened.add(conn)
         if not self._schema_ready:
             with self._write('create its tables', conn) as cur:
                 for statement in _SCHEMA:
@@ -179,14 +185,14 @@ class SqliteStorage(Storage):
             # Closing a connection inherited across fork is unsafe for SQLite: keep the
             # objects alive (so they are never finalized here) and never use them.
             self._inherited.extend(self._opened)
-            self._opened = []
+            self._opened = weakref.WeakSet()
             self._local = threading.local()
             self._pid = os.getpid()
 
     def close(self) -> None:
         """Close every connection this process opened; later calls reconnect."""
         with self._lock:
-            opened, self._opened = self._opened, []
+            opened, self._opened = list(self._opened), weakref.WeakSet()
             self._generation += 1
         for conn in opened:
             with contextlib.suppress(sqlite3.Error):

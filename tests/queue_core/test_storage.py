@@ -1,6 +1,8 @@
 """One suite, every backend: memory, SQLite and Redis must behave the same."""
 from __future__ import annotations
 
+import gc
+import os
 import threading
 import time
 
@@ -374,6 +376,26 @@ def test_sqlite_failure_is_a_storage_error_naming_the_file(tmp_path):
     with pytest.raises(StorageError) as caught:
         store.enqueue(b'x')
     assert str(tmp_path) in str(caught.value)
+
+
+def test_sqlite_connections_of_finished_threads_are_closed(sqlite_url):
+    store = storage_from_url(sqlite_url, 'test')
+    store.enqueue(b'x')
+
+    def open_files() -> int:
+        gc.collect()  # a sqlite3 connection sits in a reference cycle with its cache
+        return len(os.listdir('/proc/self/fd'))
+
+    before = open_files()
+    counts = []
+    for _ in range(30):
+        thread = threading.Thread(target=store.queue_size)
+        thread.start()
+        thread.join()
+        counts.append(open_files())
+    assert max(counts) < before + 5
+    assert store.queue_size() == 1
+    store.close()
 
 
 def test_sqlite_relative_url_resolves_against_working_directory(tmp_path, monkeypatch):
