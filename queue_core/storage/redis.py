@@ -1,7 +1,8 @@
 """Redis storage: what production uses; several consumer hosts share one Redis.
 
-Every read-modify-write step is one server-side Lua script (registered once, run by
-EVALSHA), so a claim pops the first message and records it in flight in one round trip.
+Every read-modify-write step is one server-side Lua script (``redis_scripts``, registered
+once, run by EVALSHA), so a claim pops the first message and records it in flight in one
+round trip.
 Idle workers block with BLPOP on a wake-up list that every enqueue pushes to; readers
 waiting for a result SUBSCRIBE to a per-key channel that ``put_data`` publishes to.
 
@@ -34,148 +35,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..exceptions import ConfigurationError, StorageError
+from . import redis_scripts as scripts
 from .base import InFlight, Storage
 
 WAKE_TOKENS = 16  # the wake-up list never holds more tokens than this
 SOCKET_TIMEOUT = 10.0  # seconds; blocking reads are kept shorter than the socket timeout
 
 _F = TypeVar('_F', bound=Callable[..., Any])
-
-_SERVER_NOW_MS = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-"""
-
-# KEYS queue, seq, wake. ARGV wake cap, then (score, message) pairs.
-_ENQUEUE = """
-local n = (#ARGV - 1) / 2
-local first = redis.call('INCRBY', KEYS[2], n) - n
-for i = 1, n do
-  redis.call('ZADD', KEYS[1], ARGV[2 * i], struct.pack('>I8', first + i) .. ARGV[2 * i + 1])
-end
-local cap = tonumber(ARGV[1])
-local tokens = {}
-for i = 1, math.min(n, cap) do tokens[i] = '1' end
-redis.call('RPUSH', KEYS[3], unpack(tokens))
-redis.call('LTRIM', KEYS[3], 0, cap - 1)
-return n
-"""
-
-# KEYS queue, inflight, owners, leases. ARGV token, owner, lease_until.
-_CLAIM = """
-local popped = redis.call('ZPOPMIN', KEYS[1])
-if #popped == 0 then return false end
-local data = string.sub(popped[1], 9)
-redis.call('HSET', KEYS[2], ARGV[1], data)
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
-return data
-"""
-
-# KEYS schedule, seq. ARGV ts, message.
-_SCHEDULE = """
-local seq = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[1], ARGV[1], struct.pack('>I8', seq) .. ARGV[2])
-"""
-
-# KEYS schedule. ARGV ts.
-_READ_SCHEDULE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if #due > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) end
-return due
-"""
-
-# KEYS value key, results index. ARGV key, value, ttl ms ('' = none), channel, '1' = NX.
-_PUT = _SERVER_NOW_MS + """
-local ttl = tonumber(ARGV[3])
-local set = {'SET', KEYS[1], ARGV[2]}
-if ttl then set[#set + 1] = 'PX'; set[#set + 1] = ARGV[3] end
-if ARGV[5] == '1' then set[#set + 1] = 'NX' end
-if not redis.call(unpack(set)) then return 0 end
-redis.call('ZADD', KEYS[2], ttl and (now + ttl) or '+inf', ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
-redis.call('PUBLISH', ARGV[4], '1')
-return 1
-"""
-
-# KEYS value key, results index. ARGV key.
-_POP = """
-local value = redis.call('GET', KEYS[1])
-if value then redis.call('DEL', KEYS[1]) end
-redis.call('ZREM', KEYS[2], ARGV[1])
-return value
-"""
-
-# KEYS results index.
-_RESULT_COUNT = _SERVER_NOW_MS + """
-return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
-"""
-
-# KEYS results index. ARGV value key prefix.
-_RESULT_ITEMS = _SERVER_NOW_MS + """
-local out = {}
-for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
-  local value = redis.call('GET', ARGV[1] .. key)
-  if value then out[#out + 1] = key; out[#out + 1] = value end
-end
-return out
-"""
-
-# KEYS counter. ARGV amount, ttl ms ('' = none).
-_INCR = """
-local existed = redis.call('EXISTS', KEYS[1])
-local value = redis.call('INCRBY', KEYS[1], ARGV[1])
-if existed == 0 and tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return value
-"""
-
-# KEYS owners, leases. ARGV owner, lease_until.
-_RENEW = """
-local owners = redis.call('HGETALL', KEYS[1])
-local n = 0
-for i = 1, #owners, 2 do
-  if owners[i + 1] == ARGV[1] then
-    redis.call('ZADD', KEYS[2], 'XX', ARGV[2], owners[i])
-    n = n + 1
-  end
-end
-return n
-"""
-
-# KEYS inflight, owners, leases. ARGV token.
-_RELEASE = """
-local found = redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return found
-"""
-
-# KEYS inflight, owners, leases. ARGV token.
-_TAKE = """
-local data = redis.call('HGET', KEYS[1], ARGV[1])
-if not data then return false end
-local owner = redis.call('HGET', KEYS[2], ARGV[1]) or ''
-local lease = redis.call('ZSCORE', KEYS[3], ARGV[1]) or '0'
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return {owner, lease, data}
-"""
-
-# KEYS inflight, owners, leases. ARGV upper lease bound ('+inf' or '(<now>').
-_LIST_IN_FLIGHT = """
-local leases = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'WITHSCORES')
-local out = {}
-for i = 1, #leases, 2 do
-  local data = redis.call('HGET', KEYS[1], leases[i])
-  if data then
-    local owner = redis.call('HGET', KEYS[2], leases[i]) or ''
-    for _, v in ipairs({leases[i], owner, leases[i + 1], data}) do out[#out + 1] = v end
-  end
-end
-return out
-"""
-
 
 def _mapped(what: str) -> Callable[[_F], _F]:
     """Turn any Redis error raised by the decorated method into ``StorageError``."""
@@ -209,9 +75,10 @@ class RedisStorage(Storage):
     notifies = True
 
     def __init__(self, client_factory: Callable[[], redis.Redis], name: str = 'queue',
-                 location: str = 'redis') -> None:
+                 location: str = 'redis', url: str | None = None) -> None:
         super().__init__(name)
         self.location = location
+        self.url = url
         self._factory = client_factory
         self._client = client_factory()
         self._local = threading.local()
@@ -220,14 +87,17 @@ class RedisStorage(Storage):
         self._queue, self._seq, self._wake = prefix + 'queue', prefix + 'seq', prefix + 'wake'
         self._schedule, self._results = prefix + 'schedule', prefix + 'results'
         self._in_flight_keys = [prefix + 'inflight', prefix + 'owners', prefix + 'leases']
+        # Registering only hashes the source; EVALSHA loads a script the server lacks.
         register = self._client.register_script
-        self._enqueue, self._claim = register(_ENQUEUE), register(_CLAIM)
-        self._add_schedule, self._read_schedule = register(_SCHEDULE), register(_READ_SCHEDULE)
-        self._put, self._pop = register(_PUT), register(_POP)
-        self._result_count, self._result_items = register(_RESULT_COUNT), register(_RESULT_ITEMS)
-        self._incr, self._renew = register(_INCR), register(_RENEW)
-        self._release, self._take = register(_RELEASE), register(_TAKE)
-        self._list_in_flight = register(_LIST_IN_FLIGHT)
+        self._enqueue, self._claim = register(scripts.ENQUEUE), register(scripts.CLAIM)
+        self._add_schedule = register(scripts.SCHEDULE)
+        self._read_schedule = register(scripts.READ_SCHEDULE)
+        self._put, self._pop = register(scripts.PUT), register(scripts.POP)
+        self._result_count = register(scripts.RESULT_COUNT)
+        self._result_items = register(scripts.RESULT_ITEMS)
+        self._incr, self._renew = register(scripts.INCR), register(scripts.RENEW)
+        self._release, self._take = register(scripts.RELEASE), register(scripts.TAKE)
+        self._list_in_flight = register(scripts.LIST_IN_FLIGHT)
 
     @classmethod
     def from_url(cls, url: str, name: str = 'queue') -> 'RedisStorage':
@@ -250,7 +120,13 @@ class RedisStorage(Storage):
                                      'unix:///path/to/socket' % (url, exc)) from exc
         scheme, rest = url.split('://', 1)
         location = scheme + '://' + rest.rsplit('@', 1)[-1]  # never show a password
-        return cls(factory, name, location=location)
+        return cls(factory, name, location=location, url=url)
+
+    def __reduce__(self) -> tuple:
+        """Pickle as the URL (e.g. for a spawned process), never as connections."""
+        if self.url is None:
+            raise TypeError('only a RedisStorage built by from_url can be pickled')
+        return (type(self).from_url, (self.url, self.name))
 
     # -- connections -------------------------------------------------------------
     def _pubsub(self) -> redis.client.PubSub:

@@ -135,6 +135,10 @@ class SqliteStorage(Storage):
         return cls(path, name, timeout=timeout,
                    synchronous=options.get('synchronous', ['normal'])[0])
 
+    def __reduce__(self) -> tuple:
+        """Pickle as configuration (e.g. for a spawned process), never as connections."""
+        return (type(self), (self.path, self.name, self.timeout, self.synchronous))
+
     # -- connections -------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use and again after fork or close."""

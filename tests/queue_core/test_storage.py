@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 import threading
 import time
 
@@ -337,6 +338,16 @@ def test_close_then_use_again_reconnects(storage):
     storage.close()
     storage.put_data('k', b'v')
     assert storage.peek_data('k') == b'v'
+
+
+@pytest.mark.parametrize('url_fixture', ['sqlite_url', 'redis_url'])
+def test_shared_storages_pickle_as_their_configuration(request, url_fixture):
+    storage = storage_from_url(request.getfixturevalue(url_fixture), 'test')
+    storage.put_data('k', b'v')
+    copy = pickle.loads(pickle.dumps(storage))
+    assert (type(copy), copy.name, copy.peek_data('k')) == (type(storage), 'test', b'v')
+    copy.close()
+    storage.close()
 
 
 @pytest.mark.parametrize('url', [
