@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import random
 import threading
 import time
 from typing import Any, Callable, NamedTuple
@@ -78,7 +77,7 @@ class Broker:
         self._reset_state()
 
     def _reset_state(self) -> None:
-        self.epoch = random.getrandbits(64)
+        self.epoch = int.from_bytes(os.urandom(8), 'big')
         self.counters = BrokerCounters()
         self._sequencer = Sequencer(self.config.hold_ms / 1000.0, self.config.max_tasks)
         self._publishers = PublisherTable(self.config.max_publishers)
@@ -123,13 +122,18 @@ class Broker:
 
     def _run_in_thread(self) -> None:
         try:
-            self.run()
+            self._serve()
         except BaseException as exc:  # handed to start(), which re-raises it
             self._error = exc
             self._bound.set()
 
     def run(self) -> None:
-        """Bind, then serve until ``stop()``; every socket is owned by this thread."""
+        """Bind, then serve in this thread until ``stop()`` (from a signal handler or
+        another thread); every socket is owned by this thread."""
+        self._stop.clear()
+        self._serve()
+
+    def _serve(self) -> None:
         self._reset_state()
         context = zmq.Context()
         auth = None

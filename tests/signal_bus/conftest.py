@@ -72,8 +72,20 @@ def raw_sub(broker, zmq_context) -> RawSubscriber:
 
 @pytest.fixture
 def pusher_factory(broker, zmq_context):
-    """``pusher_factory(pub=None)`` makes raw publishers on the broker's ingest."""
-    return lambda pub=None: RawPusher(zmq_context, broker.endpoints.ingest, pub)
+    """``pusher_factory(pub=None)`` makes raw publishers on the broker's ingest.
+
+    The fixture keeps every pusher referenced until the test ends: a socket that is
+    garbage-collected is closed and silently drops what it had not sent yet.
+    """
+    made: list[RawPusher] = []
+
+    def make(pub=None) -> RawPusher:
+        made.append(RawPusher(zmq_context, broker.endpoints.ingest, pub))
+        return made[-1]
+
+    yield make
+    for pusher in made:
+        pusher.close()
 
 
 @pytest.fixture

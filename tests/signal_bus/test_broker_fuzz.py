@@ -54,7 +54,8 @@ def test_a_frame_over_the_zeromq_cap_costs_only_its_sender(raw_sub, pusher_facto
     giant = pusher_factory()
     giant.raw([wire.encode_header('complete', 'app.t', 'huge', None, 1, 1),
                b'\xc6' + (17 * 1024 * 1024).to_bytes(4, 'big') + bytes(17 * 1024 * 1024)])
-    pusher_factory().send('complete', 'normal', None)
+    normal = pusher_factory()      # kept referenced: a collected socket drops its queue
+    normal.send('complete', 'normal', None)
     assert body_of(raw_sub.events(1)[0])['task_id'] == 'normal'
     stats = control.stats()
     assert (stats['received'], stats['published'], stats['oversized']) == (1, 1, 0)
