@@ -18,7 +18,7 @@ from common import (HUEY, OURS, Child, Figure, RedisProcess, alternate, bench_en
                     children_of, consumer_command, cpu_seconds, log, median, median_of, ratio,
                     rss_kib)
 
-POLL_INTERVAL = 0.002
+POLL_INTERVAL = 0.005
 DRAIN_TIMEOUT = 180.0
 
 
@@ -75,6 +75,7 @@ def drain_once(side: str, redis: RedisProcess, n: int, workers: int = 2,
     """One timed drain of ``n`` tasks; returns rate, wall time, memory, CPU and commands."""
     queue = prefill(side, redis, n)
     redis.reset_stats()
+    redis_cpu = cpu_seconds(redis.proc.pid)
     consumer = Child(consumer_command(side, workers, bus), env=bench_env(redis.url))
     try:
         first_t, first_count, end_t, polls = wait_drained(queue, n, consumer)
@@ -82,6 +83,7 @@ def drain_once(side: str, redis: RedisProcess, n: int, workers: int = 2,
         rss = {pid: rss_kib(pid) for pid in pids}
         cpu = sum(cpu_seconds(pid) for pid in pids)
         commands = redis.command_stats()
+        redis_cpu = cpu_seconds(redis.proc.pid) - redis_cpu
     finally:
         consumer.stop()
     children = [rss[pid] for pid in pids if pid != consumer.pid]
@@ -93,6 +95,7 @@ def drain_once(side: str, redis: RedisProcess, n: int, workers: int = 2,
         'worker_rss_kib': median(children) if children else 0,
         'total_rss_kib': sum(rss.values()),
         'cpu_us_per_task': cpu * 1e6 / n,
+        'redis_cpu_us_per_task': redis_cpu * 1e6 / n,
         'commands_per_task': consumer_commands / n,
         'commands': commands,
     }
@@ -118,6 +121,7 @@ def figures(results: dict[str, list[dict[str, Any]]], n: int, workers: int) -> l
     for key, label, unit in (('wall', 'wall-clock from consumer start', 's'),
                              ('cpu_us_per_task', 'consumer CPU per task (all processes)',
                               'µs'),
+                             ('redis_cpu_us_per_task', 'Redis server CPU per task', 'µs'),
                              ('commands_per_task', 'Redis commands per task', 'calls')):
         o, h = median_of(ours, key), median_of(huey, key)
         out.append(Figure('1 drain', label, unit, o, h, ratio(o, h)))

@@ -13,7 +13,7 @@ import uuid
 
 from signal_bus import Publisher
 
-PACE_BATCH = 50  # events between looks at the clock when paced
+PACE_SLICE = 0.0005  # when paced, look at the clock at least every half millisecond
 
 
 def main() -> None:
@@ -30,14 +30,15 @@ def main() -> None:
     tasks = [types.SimpleNamespace(id='%s%08x' % (prefix, i), registry_name='apps.ours.noop',
                                    args=(i,), kwargs={}, retries=0, tseq=1, final=True)
              for i in range(args.count)]
-    publisher.publish('complete', tasks[0])  # connect before the clock starts
+    publisher.pub  # builds the sender thread and connects before the clock starts
     delay = args.start_at - time.time()
     if delay > 0:
         time.sleep(delay)
+    batch = max(1, int(args.rate * PACE_SLICE))
     started = time.monotonic()
-    for i, task in enumerate(tasks[1:], 1):
+    for i, task in enumerate(tasks, 1):
         publisher.publish('complete', task)
-        if args.rate and i % PACE_BATCH == 0:
+        if args.rate and i % batch == 0:
             ahead = started + i / args.rate - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)

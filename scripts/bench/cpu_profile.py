@@ -1,0 +1,143 @@
+"""Where the time per task goes: the profiler half of the benchmarks.
+
+    python cpu_profile.py loop [-n 5000] [--profile]    # worker path in-process, both sides
+    python cpu_profile.py enqueue [-n 5000] [--profile] # one enqueue call, both sides
+    python cpu_profile.py spy [-n 20000]                # py-spy on our real consumer
+
+``loop`` runs what a worker does per task (ours: claim, execute, release; Huey: dequeue,
+execute) in this process against a private Redis and prints CPU and wall time per task;
+with ``--profile`` it adds the top functions by own CPU time (cProfile on process time,
+which inflates absolute numbers, so read them as shares). ``spy`` drains tasks with our
+consumer while ``py-spy record`` samples every worker, and prints inclusive shares per
+function (install py-spy with pip).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import cProfile
+import io
+import pstats
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from typing import Any, Callable
+
+from common import HUEY, OURS, Child, RedisProcess, bench_env, consumer_command
+from drain import app_for, prefill, wait_drained
+
+
+def worker_step(side: str, queue: Any) -> Callable[[], None]:
+    """One task's worth of a worker's work on ``side``."""
+    if side == OURS:
+        queue.storage.reset_after_fork()
+
+        def step() -> None:
+            task, token = queue.claim('bench-profile', 30.0)
+            with queue.emitting_as('worker'):
+                queue.execute(task)
+            queue.release(token)
+        return step
+
+    def huey_step() -> None:
+        queue.execute(queue.dequeue())
+    return huey_step
+
+
+def measure(step: Callable[[], None], n: int, profile: bool) -> tuple[float, float, str]:
+    """CPU and wall microseconds per call of ``step``, and a profile if asked."""
+    step()  # connections and script loading outside the measurement
+    profiler = cProfile.Profile(time.process_time) if profile else None
+    cpu, wall = time.process_time(), time.perf_counter()
+    if profiler:
+        profiler.enable()
+    for _ in range(n - 1):
+        step()
+    if profiler:
+        profiler.disable()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    text = ''
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats('tottime').print_stats(25)
+        text = out.getvalue()
+    return cpu * 1e6 / (n - 1), wall * 1e6 / (n - 1), text
+
+
+def in_process(kind: str, n: int, profile: bool) -> None:
+    """``loop`` or ``enqueue`` for both sides, printed."""
+    with RedisProcess() as redis:
+        for side in (OURS, HUEY):
+            if kind == 'loop':
+                step = worker_step(side, prefill(side, redis, n))
+            else:
+                redis.flushall()
+                _, noop = app_for(side, redis.url)
+                counter = iter(range(10 ** 9))
+
+                def step(noop: Any = noop) -> None:
+                    noop(next(counter))
+            cpu, wall, text = measure(step, n, profile)
+            print('%s %s: %.1f µs CPU, %.1f µs wall per task' % (side, kind, cpu, wall))
+            if text:
+                print(text)
+
+
+def aggregate(raw: str, frame_filter: str, top: int = 30) -> list[tuple[float, str]]:
+    """Inclusive share per function from ``py-spy --format raw`` output."""
+    counts: collections.Counter = collections.Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(' ')
+        if not count.isdigit() or frame_filter not in stack:
+            continue
+        total += int(count)
+        names = {re.sub(r':\d+\)', ')', f) for f in stack.split(';')
+                 if not f.startswith(('process ', 'thread '))}
+        for name in names:
+            counts[name] += int(count)
+    return [(100.0 * c / total, name) for name, c in counts.most_common(top)] if total else []
+
+
+def spy(n: int) -> None:
+    """Drain ``n`` tasks with our consumer under py-spy; print where workers spend time."""
+    if shutil.which('py-spy') is None:
+        raise SystemExit('py-spy is not installed: python -m pip install py-spy')
+    with RedisProcess() as redis, tempfile.NamedTemporaryFile(suffix='.txt') as out:
+        queue = prefill(OURS, redis, n)
+        consumer = Child(consumer_command(OURS, 2), env=bench_env(redis.url))
+        try:
+            time.sleep(1.0)  # workers forked
+            recorder = subprocess.Popen(
+                ['py-spy', 'record', '--pid', str(consumer.pid), '--subprocesses', '--rate',
+                 '500', '--format', 'raw', '--nonblocking', '-o', out.name],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_drained(queue, n, consumer)
+            recorder.send_signal(2)
+            recorder.wait(60)
+        finally:
+            consumer.stop()
+        with open(out.name, errors='replace') as handle:
+            raw = handle.read()
+    for share, name in aggregate(raw, 'Worker.loop', 60):
+        if share < 99.9:  # frames every sample shares (process start-up) say nothing
+            print('%5.1f%%  %s' % (share, name))
+
+
+def main() -> None:
+    """Parse the command line and run one of the modes."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('mode', choices=('loop', 'enqueue', 'spy'))
+    parser.add_argument('-n', type=int, default=None)
+    parser.add_argument('--profile', action='store_true', help='add a cProfile listing')
+    args = parser.parse_args()
+    if args.mode == 'spy':
+        spy(args.n or 20000)
+    else:
+        in_process(args.mode, args.n or 5000, args.profile)
+
+
+if __name__ == '__main__':
+    main()
