@@ -15,6 +15,16 @@ import msgpack
 import zmq
 
 from signal_bus import wire
+from signal_bus.config import BrokerConfig
+
+WILDCARD = 'tcp://127.0.0.1:*'
+
+
+def loopback_broker_config(**options: Any) -> BrokerConfig:
+    """A broker config on loopback wildcard ports (the bound ports are in ``endpoints``)."""
+    for endpoint in ('ingest', 'publish', 'control'):
+        options.setdefault(endpoint, WILDCARD)
+    return BrokerConfig(**options)
 
 
 class FakeTask:

@@ -9,20 +9,11 @@ import zmq
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from bus_helpers import ControlClient, RawPusher, RawSubscriber, Rig  # noqa: E402
+from bus_helpers import (ControlClient, RawPusher, RawSubscriber, Rig,  # noqa: E402
+                         loopback_broker_config)
 
 from signal_bus.broker import Broker  # noqa: E402
-from signal_bus.config import BrokerConfig, BusConfig  # noqa: E402
-
-WILDCARD = 'tcp://127.0.0.1:*'
-
-
-def loopback_broker_config(**options) -> BrokerConfig:
-    """A broker config on loopback wildcard ports (the bound ports are in ``endpoints``)."""
-    options.setdefault('ingest', WILDCARD)
-    options.setdefault('publish', WILDCARD)
-    options.setdefault('control', WILDCARD)
-    return BrokerConfig(**options)
+from signal_bus.config import BusConfig  # noqa: E402
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
 """The broker over real loopback sockets: numbering, ordering, meta topics, bad input."""
 from __future__ import annotations
 
+import threading
+
 import msgpack
 import pytest
-from bus_helpers import RawSubscriber, body_of
+from bus_helpers import RawSubscriber, body_of, loopback_broker_config
 from helpers import wait_until
 
-from signal_bus import wire
+from signal_bus import Broker, wire
 
 
 def tseqs(events):
@@ -212,3 +214,23 @@ def test_a_broker_restarted_on_its_bound_ports_has_a_new_epoch(broker_factory, z
     assert (second.endpoints.ingest, second.endpoints.control) == (config.ingest,
                                                                    config.control)
     assert sub.wait_connected().data['epoch'] == second.epoch != epoch
+
+
+def test_run_serves_again_after_stop(zmq_context):
+    broker = Broker(loopback_broker_config())
+
+    def bound():
+        try:
+            return broker.endpoints
+        except RuntimeError:
+            return None
+
+    for _ in range(2):
+        thread = threading.Thread(target=broker.run)
+        thread.start()
+        sub = RawSubscriber(zmq_context, wait_until(bound).publish)
+        assert sub.wait_connected().data['epoch'] == broker.epoch
+        broker.stop()
+        thread.join(10)
+        assert not thread.is_alive()
+        sub.close()
