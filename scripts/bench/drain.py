@@ -94,6 +94,7 @@ def drain_once(side: str, redis: RedisProcess, n: int, workers: int = 2,
         'wall': end_t - consumer.started,
         'worker_rss_kib': median(children) if children else 0,
         'total_rss_kib': sum(rss.values()),
+        'processes': len(pids),
         'cpu_us_per_task': cpu * 1e6 / n,
         'redis_cpu_us_per_task': redis_cpu * 1e6 / n,
         'commands_per_task': consumer_commands / n,
@@ -132,7 +133,8 @@ def figures(results: dict[str, list[dict[str, Any]]], n: int, workers: int) -> l
     tot_o = median_of(ours, 'total_rss_kib') / 1024
     tot_h = median_of(huey, 'total_rss_kib') / 1024
     out.append(Figure('7 memory', 'consumer RSS, whole process tree', 'MiB', tot_o, tot_h,
-                      ratio(tot_o, tot_h)))
+                      ratio(tot_o, tot_h), note='processes in the tree: ours %d, Huey %d'
+                      % (max(r['processes'] for r in ours), max(r['processes'] for r in huey))))
     return out
 
 
