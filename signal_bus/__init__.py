@@ -16,6 +16,9 @@ _LAZY = {
     'BrokerConfig': 'signal_bus.config',
     'BusConfig': 'signal_bus.config',
     'Subscriber': 'signal_bus.subscriber',
+    'Event': 'signal_bus.client_events',
+    'CurveClientKeys': 'signal_bus.config',
+    'client_keys': 'signal_bus.keys',
     'generate_keypair': 'signal_bus.keys',
 }
 
