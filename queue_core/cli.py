@@ -111,7 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .consumer.supervisor import Supervisor
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its message (or --help)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     handler = setup_logging(args)
     try:
         try:

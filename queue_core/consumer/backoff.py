@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from ..exceptions import StorageError
 
@@ -16,28 +16,33 @@ class StopFlag:
 
     ``threading.Event.set`` takes a lock, so calling it from a signal handler that
     interrupted ``Event.wait`` in the same thread could deadlock; a plain attribute cannot.
+    ``shared`` (a ``multiprocessing.Value`` made before the fork) lets the supervisor
+    raise the flag in every worker process at once, before it signals any of them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, shared: Any = None) -> None:
         self._set = False
+        self._shared = shared
 
     def set(self) -> None:
         """Request the stop."""
         self._set = True
 
     def is_set(self) -> bool:
-        """Whether a stop was requested."""
+        """Whether a stop was requested (here or through the shared value)."""
+        if not self._set and self._shared is not None and self._shared.value:
+            self._set = True
         return self._set
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to ``timeout`` seconds, returning early (``True``) once the stop is set."""
         deadline = time.monotonic() + timeout
-        while not self._set:
+        while not self.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             time.sleep(min(0.05, remaining))
-        return self._set
+        return self.is_set()
 
 
 class Backoff:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .backoff import StopFlag
 from .config import ConsumerConfig
-from .process import run_worker_process
+from .process import WORKER_SIGNALS, SharedFlags, run_worker_process
 from .worker import Worker
 
 
@@ -38,10 +38,12 @@ class ProcessHandle:
     that parent and child derive the same id. ``heartbeat`` lives in shared memory.
     """
 
-    def __init__(self, queue: Any, config: ConsumerConfig, index: int) -> None:
+    def __init__(self, queue: Any, config: ConsumerConfig, index: int,
+                 flags: SharedFlags) -> None:
         self.queue = queue
         self.config = config
         self.index = index
+        self.flags = flags
         self.suffix = secrets.token_hex(4)
         ctx = multiprocessing.get_context('fork')
         self._beat = ctx.Value('d', time.time(), lock=False)
@@ -53,16 +55,24 @@ class ProcessHandle:
     def _main(self) -> None:
         # In the child: the owner id is derived from our own pid.
         run_worker_process(self.queue, self.config, make_owner(os.getpid(), self.suffix),
-                           self._supervisor_pid, self._touch)
+                           self._supervisor_pid, self._touch, self.flags)
 
     def _touch(self) -> None:
         self._beat.value = time.time()
 
     def start(self) -> None:
-        """Fork the worker."""
+        """Fork the worker.
+
+        The stop signals are blocked around the fork: one that arrives before the child
+        has installed its own handlers then waits for them instead of being lost.
+        """
         self._supervisor_pid = os.getpid()
         self._beat.value = time.time()
-        self._process.start()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+        try:
+            self._process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         self.started = time.monotonic()
         self.owner = make_owner(self._process.pid, self.suffix)
 
@@ -114,12 +124,13 @@ class ThreadHandle:
 
     sentinel = None
 
-    def __init__(self, queue: Any, config: ConsumerConfig, index: int) -> None:
+    def __init__(self, queue: Any, config: ConsumerConfig, index: int,
+                 flags: SharedFlags | None = None) -> None:
         self.queue = queue
         self.config = config
         self.index = index
         self.owner = make_owner(os.getpid(), secrets.token_hex(4))
-        self._stop = StopFlag()
+        self._stop = StopFlag(flags.stop if flags is not None else None)
         self._beat = time.time()
         self._worker = Worker(queue, config, self.owner, stop=self._stop,
                               heartbeat=self._touch)

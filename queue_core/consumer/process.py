@@ -10,6 +10,7 @@ Signals in a worker process:
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
 from contextlib import contextmanager
@@ -24,6 +25,28 @@ from .worker import Worker
 logger = logging.getLogger('queue_core.consumer')
 
 _HOOK_NAME = 'queue_core.consumer.interruptible'
+#: Signals a worker process handles itself; blocked in the parent across the fork.
+WORKER_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
+class SharedFlags:
+    """Stop requests the supervisor raises in every worker process at once, before it
+    signals them, so that no worker takes a new task after the stop began (for example
+    one re-enqueued by another worker's INTERRUPTED handler)."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context('fork')
+        self.stop = ctx.Value('b', 0, lock=False)
+        self.halt = ctx.Value('b', 0, lock=False)
+
+    def raise_stop(self) -> None:
+        """Every worker stops after its current task."""
+        self.stop.value = 1
+
+    def raise_halt(self) -> None:
+        """Every worker stops at once."""
+        self.stop.value = 1
+        self.halt.value = 1
 
 
 class ProcessGuard:
@@ -114,11 +137,12 @@ class ProcessGuard:
 
 
 def run_worker_process(queue: Any, config: ConsumerConfig, owner: str, supervisor_pid: int,
-                       heartbeat: Callable[[], None]) -> None:
+                       heartbeat: Callable[[], None], flags: 'SharedFlags') -> None:
     """Entry point of a forked worker process; returns when the worker stops."""
-    stop, halt = StopFlag(), StopFlag()
+    stop, halt = StopFlag(flags.stop), StopFlag(flags.halt)
     guard = ProcessGuard(queue, stop, halt)
     guard.install()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
     queue.storage.reset_after_fork()
     worker = Worker(queue, config, owner, stop=stop, halt=halt, guard=guard,
                     heartbeat=heartbeat, parent_pid=supervisor_pid)

@@ -18,7 +18,7 @@ from ..storage.memory import MemoryStorage
 from .broker_host import EmbeddedBroker, default_ingest
 from .config import WORKER_PROCESS, ConsumerConfig
 from .pool import ProcessHandle, ThreadHandle
-from .process import close_queue
+from .process import SharedFlags, close_queue
 from .recovery import recover_owners, sweep_abandoned
 from .scheduler import Scheduler
 
@@ -40,6 +40,7 @@ class Supervisor:
         self.config = config
         self.scheduler = Scheduler(queue, config, now=scheduler_now)
         self.workers: list[Any] = []
+        self._flags = SharedFlags()
         self.broker: EmbeddedBroker | None = None
         self.stopping = False
         self.terminating = False
@@ -159,7 +160,7 @@ class Supervisor:
     # -- workers -----------------------------------------------------------------
     def _start_worker(self) -> None:
         kind = ProcessHandle if self.config.worker_type == WORKER_PROCESS else ThreadHandle
-        handle = kind(self.queue, self.config, self._next_index)
+        handle = kind(self.queue, self.config, self._next_index, self._flags)
         self._next_index += 1
         handle.start()
         self.workers.append(handle)
@@ -225,6 +226,7 @@ class Supervisor:
         timeout = self.config.shutdown_timeout
         if timeout is not None:
             self._stop_deadline = time.monotonic() + timeout
+        self._flags.raise_stop()
         for handle in self.workers:
             handle.stop()
 
@@ -237,6 +239,7 @@ class Supervisor:
         self._starts_due.clear()
         self.scheduler.stop.set()
         self._kill_deadline = time.monotonic() + KILL_AFTER
+        self._flags.raise_halt()
         for handle in self.workers:
             handle.terminate()
 

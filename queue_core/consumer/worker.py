@@ -88,8 +88,14 @@ class Worker:
                 backoff.failed('claiming a task', exc)
                 continue
             backoff.succeeded()
-            if claimed is not None:
-                self.process(*claimed)
+            if claimed is None:
+                continue
+            if self.stop.is_set() or self.halt.is_set():
+                # The stop arrived while the claim was under way: the task was never
+                # started, so it goes back to the queue without any signal.
+                self._give_back(*claimed)
+                break
+            self.process(*claimed)
 
     def process(self, task: Any, token: str) -> None:
         """Execute one claimed task as the worker and release its in-flight record."""
@@ -131,6 +137,16 @@ class Worker:
         # finished task as interrupted); only an immediate stop gives up on it.
         backoff = Backoff(self.halt, self.config.backoff_initial, self.config.backoff_max)
         backoff.call('releasing a finished task', lambda: self.queue.release(token))
+
+    def _give_back(self, task: Any, token: str) -> None:
+        try:
+            self.queue.storage.enqueue(self.queue.serialize_task(task), task.priority or 0)
+        except StorageError as exc:  # the record stays in flight; recovery will see it
+            logger.error('worker %s could not put back %s %s: %s', self.owner, task.name,
+                         task.id, exc)
+            return
+        self._release(token)
+        logger.debug('worker %s put back %s %s unstarted', self.owner, task.name, task.id)
 
     def _recover_orphans(self) -> None:
         """Recover this worker's records that no running execution accounts for."""

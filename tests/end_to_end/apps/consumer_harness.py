@@ -94,3 +94,85 @@ class Consumer:
         except subprocess.TimeoutExpired:
             pass
         self.proc = None
+
+
+def load_app(storage: str) -> Any:
+    """Import ``signals_app`` as the consumer does (top-level name) and point it at
+    ``storage``."""
+    import importlib
+
+    from queue_core.storage import storage_from_url
+    if APPS_DIR not in sys.path:
+        sys.path.insert(0, APPS_DIR)
+    app = importlib.import_module('signals_app')
+    app.q.storage = storage_from_url(storage, app.q.name)
+    return app
+
+
+def causal(rows: list[dict[str, Any]]) -> list[str]:
+    """One task's signal names in lifecycle order.
+
+    An ENQUEUED is emitted once the message is stored, so another process may take the
+    task and write its EXECUTING line first (SPEC §7: handlers run where events happen).
+    Such a pair is put back in causal order; nothing else is reordered.
+    """
+    rows = list(rows)
+    for i in range(len(rows) - 1):
+        first, second = rows[i], rows[i + 1]
+        if (first['signal'] == 'executing' and second['signal'] == 'enqueued'
+                and first['pid'] != second['pid']):
+            rows[i], rows[i + 1] = second, first
+    return [row['signal'] for row in rows]
+
+
+class Run:
+    """One end-to-end scenario: a signal file, the app in this process, consumers."""
+
+    def __init__(self, tmp_path: Any, storage: str) -> None:
+        self.tmp_path = tmp_path
+        self.storage = storage
+        self.signal_file = str(tmp_path / 'signals.jsonl')
+        os.environ['QUEUE_SIGNAL_FILE'] = self.signal_file
+        self.app = load_app(storage)
+        self.q = self.app.q
+        self.consumers: list[Consumer] = []
+
+    def consumer(self, *args: str, env: dict[str, str] | None = None) -> Consumer:
+        """Start a consumer on this run's storage and signal file."""
+        log = str(self.tmp_path / ('consumer-%d.log' % len(self.consumers)))
+        consumer = Consumer(self.storage, self.signal_file, log, *args, env=env).start()
+        self.consumers.append(consumer)
+        return consumer
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every signal line so far."""
+        return read_signals(self.signal_file)
+
+    def signals(self, task_id: str) -> list[str]:
+        """One task's signals in lifecycle order."""
+        return causal([row for row in self.rows() if row['id'] == task_id])
+
+    def wait_running(self, key: str, timeout: float = 20.0) -> None:
+        """Wait until ``slow_once(key)`` is inside its first, blocking run."""
+        from helpers import wait_until
+        wait_until(lambda: any(r['signal'] == '_running' and r['id'] == key
+                               for r in self.rows()), timeout,
+                   message='slow_once(%r) to run\n%s' % (key, self.logs()))
+
+    def finals(self) -> dict[str, list[str]]:
+        """Task id -> the final signals recorded for it."""
+        out: dict[str, list[str]] = {}
+        for row in self.rows():
+            if row['final']:
+                out.setdefault(row['id'], []).append(row['signal'])
+        return out
+
+    def logs(self) -> str:
+        """Every consumer's log, for assertion messages."""
+        return '\n'.join(c.log() for c in self.consumers)
+
+    def close(self) -> None:
+        """Kill every consumer still running."""
+        for consumer in self.consumers:
+            consumer.close()
+        os.environ.pop('QUEUE_SIGNAL_FILE', None)

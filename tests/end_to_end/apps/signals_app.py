@@ -17,20 +17,37 @@ from queue_core import SIGNAL_INTERRUPTED, TaskQueue
 q = TaskQueue('e2e', storage=os.environ.get('QUEUE_STORAGE', 'memory://'))
 
 
-@q.signal()
-def record_signal(signal, task, *extra):
-    """Append ``{signal, id, name, pid, source, final, retries}`` to the signal file."""
+def append_line(row: dict) -> None:
+    """Append one JSON line to the signal file with a single ``write``."""
     path = os.environ.get('QUEUE_SIGNAL_FILE')
     if not path:
         return
-    line = json.dumps({'signal': signal, 'id': task.id, 'name': task.name,
-                       'pid': os.getpid(), 'source': q.source, 'final': task.final,
-                       'retries': task.retries}) + '\n'
+    row = dict({'id': '', 'name': '', 'pid': os.getpid(), 'source': q.source,
+                'final': False, 'retries': 0}, **row)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line.encode())
+        os.write(fd, (json.dumps(row) + '\n').encode())
     finally:
         os.close(fd)
+
+
+@q.signal()
+def record_signal(signal, task, *extra):
+    """Append ``{signal, id, name, pid, source, final, retries}`` to the signal file."""
+    append_line({'signal': signal, 'id': task.id, 'name': task.name, 'final': task.final,
+                 'retries': task.retries})
+
+
+@q.on_startup()
+def record_startup():
+    """Each worker records that its startup hooks ran."""
+    append_line({'signal': '_startup'})
+
+
+@q.on_shutdown()
+def record_shutdown():
+    """Each worker records that its shutdown hooks ran."""
+    append_line({'signal': '_shutdown'})
 
 
 if os.environ.get('QUEUE_REENQUEUE_INTERRUPTED') == '1':
@@ -88,8 +105,13 @@ def total(values):
 
 @q.task()
 def slow_once(key, seconds=60.0):
-    """The first run blocks (up to ``seconds``) until interrupted; later runs return."""
+    """The first run blocks (up to ``seconds``) until interrupted; later runs return.
+
+    Once inside, the first run records ``{"signal": "_running", "id": key}`` so tests
+    signal the consumer only when the task is really running.
+    """
     if first_time(key):
+        append_line({'signal': '_running', 'id': key})
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             time.sleep(0.02)
@@ -108,3 +130,9 @@ def sleep_for(seconds):
 def too_slow():
     """Runs past its 0.5 s timeout."""
     time.sleep(30)
+
+
+@q.task()
+def never_runs():
+    """Revoked by the tests before it is called."""
+    return 'ran anyway'

@@ -1,0 +1,109 @@
+"""The ``queue-consumer`` command line: parsing, app loading, exit status 2 on errors."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from queue_core.cli import build_parser, config_from_args, main
+from queue_core.consumer.config import ConsumerConfig
+from queue_core.consumer.loader import load_queue
+from queue_core.exceptions import ConfigurationError
+
+APPS_DIR = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, 'end_to_end', 'apps')
+
+
+def parse(*argv: str) -> ConsumerConfig:
+    return config_from_args(build_parser().parse_args(['app.q', *argv]))
+
+
+def test_defaults_match_the_spec():
+    config = parse()
+    assert config == ConsumerConfig()
+    assert (config.workers, config.worker_type, config.lease) == (1, 'process', 30.0)
+    assert config.scheduler_interval == 1.0 and config.health_check_interval == 10.0
+    assert config.periodic and not config.requeue_interrupted and not config.flush_locks
+    assert config.max_tasks is None and config.shutdown_timeout is None
+
+
+def test_every_option_reaches_the_config():
+    config = parse('-w', '3', '-k', 'thread', '--bus', 'tcp://127.0.0.1:9', '--broker', '-n',
+                   '-s', '0.5', '-C', '--lease', '6', '--requeue-interrupted', '-f',
+                   '--max-tasks', '7', '--shutdown-timeout', '2')
+    assert config == ConsumerConfig(workers=3, worker_type='thread', bus='tcp://127.0.0.1:9',
+                                    broker=True, periodic=False, scheduler_interval=0.5,
+                                    health_check_interval=None, lease=6.0,
+                                    requeue_interrupted=True, flush_locks=True, max_tasks=7,
+                                    shutdown_timeout=2.0)
+    assert config.renew_interval == 2.0
+    assert parse('-c', '3').health_check_interval == 3.0
+
+
+@pytest.mark.parametrize('argv', [
+    ['app.q', '-c', '3', '-C'],
+    ['app.q', '-v', '-q'],
+    ['app.q', '-w', '0'],
+    ['app.q', '-k', 'greenlet'],
+    ['app.q', '--lease', '-1'],
+    ['app.q', '--max-tasks', 'many'],
+    [],
+])
+def test_bad_arguments_exit_with_status_2(argv, capsys):
+    assert main(argv) == 2
+    assert 'usage: queue-consumer' in capsys.readouterr().err
+
+
+@pytest.fixture
+def apps_importable(monkeypatch):
+    monkeypatch.chdir(APPS_DIR)
+    monkeypatch.syspath_prepend(APPS_DIR)
+
+
+@pytest.mark.parametrize('path, message', [
+    ('no_such_module_anywhere.q', 'cannot import module'),
+    ('signals_app.missing', "has no attribute 'missing'"),
+    ('signals_app.add', 'not a TaskQueue'),
+    ('signals_app', 'not of the form module.queue_object'),
+])
+def test_an_app_path_that_does_not_name_a_queue_exits_2(apps_importable, path, message,
+                                                        capsys):
+    assert main([path]) == 2
+    err = capsys.readouterr().err
+    assert message in err and 'queue-consumer: error:' in err
+
+
+def test_memory_storage_with_process_workers_is_refused(tmp_path, monkeypatch, capsys):
+    (tmp_path / 'memory_app_for_cli.py').write_text(
+        'from queue_core import TaskQueue\nq = TaskQueue("mem", storage="memory://")\n')
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert main(['memory_app_for_cli.q', '-w', '2']) == 2
+    finally:
+        sys.modules.pop('memory_app_for_cli', None)
+    assert 'memory:// storage cannot be shared between processes' in capsys.readouterr().err
+
+
+def test_the_current_directory_is_importable(tmp_path, monkeypatch):
+    (tmp_path / 'cwd_app_for_cli.py').write_text(
+        'from queue_core import TaskQueue\nhuey = TaskQueue("cwd", storage="memory://")\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'path', [p for p in sys.path if p not in ('', str(tmp_path))])
+    try:
+        assert load_queue('cwd_app_for_cli.huey').name == 'cwd'
+    finally:
+        sys.modules.pop('cwd_app_for_cli', None)
+
+
+def test_a_module_that_fails_to_import_is_a_configuration_error(tmp_path, monkeypatch):
+    (tmp_path / 'broken_app_for_cli.py').write_text('raise RuntimeError("boom at import")\n')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match='RuntimeError: boom at import'):
+        load_queue('broken_app_for_cli.q')
+
+
+def test_bad_config_values_raise_configuration_error():
+    with pytest.raises(ConfigurationError, match='workers must be at least 1'):
+        ConsumerConfig(workers=0)
+    with pytest.raises(ConfigurationError, match='worker type'):
+        ConsumerConfig(worker_type='fiber')
