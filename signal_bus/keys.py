@@ -107,5 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == '__main__':  # pragma: no cover
+def entry_point() -> None:
+    """Console-script entry point."""
     sys.exit(main())
+
+
+if __name__ == '__main__':  # pragma: no cover
+    entry_point()
