@@ -24,6 +24,7 @@ def generate_keypair(directory: str, name: str) -> tuple[str, str]:
     """Write ``NAME.key`` and ``NAME.key_secret`` into ``directory``; return both paths."""
     os.makedirs(directory, exist_ok=True)
     public_file, secret_file = zmq.auth.create_certificates(directory, name)
+    os.chmod(secret_file, 0o600)  # the pair is a secret: readable by its owner only
     return str(public_file), str(secret_file)
 
 

@@ -76,6 +76,7 @@ def test_client_keys_need_both_halves(tmp_path):
 def test_keys_command_writes_a_pair(tmp_path, capsys):
     assert main([str(tmp_path / 'k'), 'worker']) == 0
     assert sorted(os.listdir(tmp_path / 'k')) == ['worker.key', 'worker.key_secret']
+    assert os.stat(tmp_path / 'k' / 'worker.key_secret').st_mode & 0o077 == 0
     assert 'worker.key_secret' in capsys.readouterr().out
 
 
