@@ -30,6 +30,8 @@ from .task import Task, TaskWrapper
 logger = logging.getLogger('queue_core')
 
 REVOKE_PREFIX = 'r:'
+#: Counter of live revocations; while it is 0 a worker skips the revocation lookups.
+REVOCATIONS_COUNTER = 'revocations'
 CORRUPT_PREFIX = 'corrupt:'
 MAP_BATCH = 1000
 
@@ -404,16 +406,23 @@ class TaskQueue:
         return self.registry.periodic_due(timestamp)
 
     # -- in-flight work (the consumer) -----------------------------------------------------
-    def claim(self, owner: str, lease: float = 30.0) -> tuple[Task, str] | None:
-        """Pop the next task and record it in flight for ``owner``; ``(task, token)``."""
+    def claim(self, owner: str, lease: float = 30.0,
+              release: str | None = None) -> tuple[Task, str] | None:
+        """Pop the next task and record it in flight for ``owner``; ``(task, token)``.
+
+        ``release`` is the token of the claimer's previous, finished task: its record is
+        dropped in the same storage round trip (also when the queue is empty)."""
         while True:
-            record = self.storage.claim(owner, time.time() + lease)
+            record = self.storage.claim(owner, time.time() + lease, release=release,
+                                        counter=REVOCATIONS_COUNTER)
             if record is None:
                 return None
             task = self._decode(record.data)
             if task is not None:
+                # Read with the claim: with no live revocation the lookups can be skipped.
+                task.revocations_seen = record.counter
                 return task, record.token
-            self.storage.release(record.token)
+            release = record.token
 
     def release(self, token: str) -> None:
         """Drop an in-flight record once its task reached a final state (or was handed on)."""
@@ -475,36 +484,47 @@ class TaskQueue:
         self._revoke(REVOKE_PREFIX + registry_name, revoke_until, revoke_once)
 
     def _revoke(self, key: str, revoke_until: datetime.datetime | None, once: bool) -> None:
-        self.storage.put_data(key, self.serializer.serialize((revoke_until, once)))
+        data = self.serializer.serialize((revoke_until, once))
+        if self.storage.put_if_empty(key, data):
+            self.storage.incr(REVOCATIONS_COUNTER, 1)
+        else:
+            self.storage.put_data(key, data)
+
+    def _unrevoke(self, key: str) -> bool:
+        if not self.storage.delete_data(key):
+            return False
+        self.storage.incr(REVOCATIONS_COUNTER, -1)
+        return True
 
     def restore_by_id(self, id: str) -> bool:
         """Undo a revocation by id; returns whether one was removed."""
-        return self.storage.delete_data(REVOKE_PREFIX + id)
+        return self._unrevoke(REVOKE_PREFIX + id)
 
     def restore_all(self, registry_name: str) -> bool:
         """Undo a revocation of every task of this name."""
-        return self.storage.delete_data(REVOKE_PREFIX + registry_name)
+        return self._unrevoke(REVOKE_PREFIX + registry_name)
 
     def is_revoked(self, task: Any, timestamp: datetime.datetime | None = None,
                    peek: bool = True) -> bool:
         """Whether a task (by object, wrapper, id or registry name) is revoked; with
         ``peek=False`` a ``revoke_once`` revocation is consumed."""
         if isinstance(task, Task):
-            keys = [task.id, task.registry_name]
+            names = [task.id, task.registry_name]
         elif isinstance(task, TaskWrapper):
-            keys = [task.registry_name]
+            names = [task.registry_name]
         else:
-            keys = [str(task)]
-        return any(self._check_revoked(REVOKE_PREFIX + key, timestamp, peek) for key in keys)
+            names = [str(task)]
+        keys = [REVOKE_PREFIX + name for name in names]
+        found = self.storage.peek_many(keys)
+        return any(self._check_revoked(key, data, timestamp, peek)
+                   for key, data in zip(keys, found) if data is not None)
 
-    def _check_revoked(self, key: str, timestamp: datetime.datetime | None, peek: bool) -> bool:
-        data = self.storage.peek_data(key)
-        if data is None:
-            return False
+    def _check_revoked(self, key: str, data: bytes, timestamp: datetime.datetime | None,
+                       peek: bool) -> bool:
         revoke_until, once = self.serializer.deserialize(data)
         if once:
             if not peek:
-                self.storage.delete_data(key)
+                self._unrevoke(key)
             return True
         return revoke_until is None or revoke_until > (timestamp or self.now())
 

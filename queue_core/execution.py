@@ -47,7 +47,7 @@ class Executor:
         if task.eta is not None and task.eta > timestamp:
             q.add_schedule(task)
             return None
-        if q.is_revoked(task, timestamp, peek=False):
+        if task.revocations_seen != 0 and q.is_revoked(task, timestamp, peek=False):
             logger.info('%s revoked, not executing', task)
             self._skipped(S.SIGNAL_REVOKED, task)
             return None

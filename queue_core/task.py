@@ -57,6 +57,8 @@ class Task:
         self.tseq = tseq
         self.chord = chord
         self.final = False
+        #: Live revocations counted when this task was claimed (``None``: not known).
+        self.revocations_seen: int | None = None
         self._started: float | None = None
 
     def __repr__(self) -> str:

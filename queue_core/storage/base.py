@@ -26,6 +26,8 @@ class InFlight:
     owner: str
     lease_until: float
     data: bytes
+    #: The value of the counter named in ``claim(counter=…)``, read in the same step.
+    counter: int | None = None
 
 
 class Storage(abc.ABC):
@@ -56,8 +58,15 @@ class Storage(abc.ABC):
         """Pop the first message, or ``None`` when the queue is empty."""
 
     @abc.abstractmethod
-    def claim(self, owner: str, lease_until: float) -> InFlight | None:
-        """Pop the first message and record it in flight for ``owner``, in one atomic step."""
+    def claim(self, owner: str, lease_until: float, release: str | None = None,
+              counter: str | None = None) -> InFlight | None:
+        """Pop the first message and record it in flight for ``owner``, in one atomic step.
+
+        ``release`` names an in-flight record to drop first (the claimer's previous task),
+        and ``counter`` a counter whose current value (0 when absent) comes back in the
+        record's ``counter`` field: both ride on the same round trip. The release happens
+        even when the queue is empty.
+        """
 
     @abc.abstractmethod
     def wait_for_work(self, timeout: float) -> None:
@@ -123,6 +132,10 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def delete_data(self, key: str) -> bool:
         """Remove ``key``; return whether it held something."""
+
+    def peek_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values under ``keys`` (``None`` where absent), in one round trip where possible."""
+        return [self.peek_data(key) for key in keys]
 
     def has_data_for_key(self, key: str) -> bool:
         """Whether ``key`` holds a value."""

@@ -47,12 +47,16 @@ class MemoryStorage(Storage):
                 return None
             return heapq.heappop(self._queue)[2]
 
-    def claim(self, owner: str, lease_until: float) -> InFlight | None:
+    def claim(self, owner: str, lease_until: float, release: str | None = None,
+              counter: str | None = None) -> InFlight | None:
         with self._cond:
+            if release is not None:
+                self._in_flight.pop(release, None)
             if not self._queue:
                 return None
             data = heapq.heappop(self._queue)[2]
-            record = InFlight(uuid.uuid4().hex, owner, lease_until, data)
+            value = self._counter_value(counter) if counter is not None else None
+            record = InFlight(uuid.uuid4().hex, owner, lease_until, data, value)
             self._in_flight[record.token] = record
             return record
 
@@ -172,6 +176,10 @@ class MemoryStorage(Storage):
             value += amount
             self._counters[key] = (value, expires)
             return value
+
+    def _counter_value(self, key: str) -> int:
+        value, expires = self._counters.get(key, (0, None))
+        return 0 if expires is not None and expires <= time.time() else value
 
     def flush_counters(self) -> None:
         with self._cond:

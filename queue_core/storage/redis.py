@@ -191,11 +191,21 @@ class RedisStorage(Storage):
         return popped[0][0][8:] if popped else None
 
     @_mapped('claim a message')
-    def claim(self, owner: str, lease_until: float) -> InFlight | None:
+    def claim(self, owner: str, lease_until: float, release: str | None = None,
+              counter: str | None = None) -> InFlight | None:
         token = uuid.uuid4().hex
-        data = self._claim(keys=[self._queue] + self._in_flight_keys,
-                           args=[token, owner, repr(float(lease_until))], client=self._client)
-        return None if data is None else InFlight(token, owner, lease_until, data)
+        counter_key = self._counter_key(counter) if counter is not None else ''
+        reply = self._claim(keys=[self._queue] + self._in_flight_keys + [counter_key],
+                            args=[token, owner, repr(float(lease_until)), release or ''],
+                            client=self._client)
+        if reply is None:
+            return None
+        data, value = reply
+        return InFlight(token, owner, lease_until, data,
+                        None if value is None else int(value))
+
+    def _counter_key(self, key: str) -> str:
+        return self._prefix + 'c:' + key
 
     @_mapped('wait for work')
     def wait_for_work(self, timeout: float) -> None:
@@ -262,6 +272,10 @@ class RedisStorage(Storage):
     def peek_data(self, key: str) -> bytes | None:
         return self._client.get(self._value_key(key))
 
+    @_mapped('read values')
+    def peek_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self._client.mget([self._value_key(key) for key in keys]) if keys else []
+
     @_mapped('pop a value')
     def pop_data(self, key: str) -> bytes | None:
         return self._pop(keys=[self._value_key(key), self._results], args=[key],
@@ -323,7 +337,7 @@ class RedisStorage(Storage):
 
     @_mapped('increment a counter')
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
-        return int(self._incr(keys=[self._prefix + 'c:' + key], args=[amount, _ms(ttl)],
+        return int(self._incr(keys=[self._counter_key(key)], args=[amount, _ms(ttl)],
                               client=self._client))
 
     @_mapped('flush counters')

@@ -27,15 +27,24 @@ redis.call('LTRIM', KEYS[3], 0, cap - 1)
 return n
 """
 
-# KEYS queue, inflight, owners, leases. ARGV token, owner, lease_until.
+# KEYS queue, inflight, owners, leases, counter ('' = none).
+# ARGV token, owner, lease_until, token to release first ('' = none).
+# Returns false, or {message, counter value}.
 CLAIM = """
+if ARGV[4] ~= '' then
+  redis.call('HDEL', KEYS[2], ARGV[4])
+  redis.call('HDEL', KEYS[3], ARGV[4])
+  redis.call('ZREM', KEYS[4], ARGV[4])
+end
 local popped = redis.call('ZPOPMIN', KEYS[1])
 if #popped == 0 then return false end
 local data = string.sub(popped[1], 9)
 redis.call('HSET', KEYS[2], ARGV[1], data)
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
-return data
+local counter = false
+if KEYS[5] ~= '' then counter = redis.call('GET', KEYS[5]) or '0' end
+return {data, counter}
 """
 
 # KEYS schedule, seq. ARGV ts, message.

@@ -261,12 +261,21 @@ class SqliteStorage(Storage):
         with self._write('dequeue a message') as cur:
             return self._pop_first(cur)
 
-    def claim(self, owner: str, lease_until: float) -> InFlight | None:
+    def claim(self, owner: str, lease_until: float, release: str | None = None,
+              counter: str | None = None) -> InFlight | None:
         with self._write('claim a message') as cur:
+            if release is not None:
+                cur.execute('DELETE FROM {in_flight} WHERE token = ?'.format(**self._t),
+                            (release,))
             data = self._pop_first(cur)
             if data is None:
                 return None
-            record = InFlight(uuid.uuid4().hex, owner, lease_until, data)
+            value = None
+            if counter is not None:
+                row = cur.execute(('SELECT value FROM {counters} WHERE key = ? AND '
+                                   + _LIVE).format(**self._t), (counter, time.time())).fetchone()
+                value = int(row[0]) if row else 0
+            record = InFlight(uuid.uuid4().hex, owner, lease_until, data, value)
             cur.execute('INSERT INTO {in_flight} (token, owner, lease_until, data) '
                         'VALUES (?, ?, ?, ?)'.format(**self._t),
                         (record.token, owner, lease_until, data))

@@ -364,3 +364,27 @@ def test_in_flight_claim_release_and_recover(q):
     assert q.pending()[0].tseq == 100  # continues past anything a dead worker sent
     execute_next(q)
     assert rec.signals(lost.id)[-1] == SIGNAL_COMPLETE
+
+
+def test_claimed_task_skips_revocation_lookups_only_while_none_is_live(storage_url):
+    q = TaskQueue('revcount', storage=storage_url)
+    rec = SignalRecorder(q)
+
+    @q.task()
+    def work(n):
+        return n
+
+    plain = work(1)
+    task, token = q.claim('w')
+    assert task.revocations_seen == 0
+    q.execute(task)
+    doomed = work(2)
+    doomed.revoke()
+    task, token = q.claim('w', release=token)
+    assert task.revocations_seen == 1
+    q.execute(task)
+    assert rec.signals(plain.id)[-1] == 'complete'
+    assert rec.signals(doomed.id) == ['enqueued', 'revoked']
+    assert not doomed.restore()  # a handle's revoke() is revoke-once: consumed above
+    assert q.storage.incr('revocations', 0) == 0
+    q.flush()

@@ -416,3 +416,28 @@ def test_sqlite_relative_url_resolves_against_working_directory(tmp_path, monkey
     assert store.path == str(tmp_path / 'rel.db')
     assert (tmp_path / 'rel.db').exists()
     store.close()
+
+
+def test_claim_releases_previous_record_and_reads_counter_in_one_step(storage_url):
+    storage = storage_from_url(storage_url, 'claimrel')
+    storage.flush_all()
+    storage.enqueue(b'a', 0)
+    storage.enqueue(b'b', 0)
+    first = storage.claim('w', 1e12, counter='c')
+    assert first.counter == 0
+    storage.incr('c', 2)
+    second = storage.claim('w', 1e12, release=first.token, counter='c')
+    assert second.data == b'b' and second.counter == 2
+    assert [r.token for r in storage.in_flight()] == [second.token]
+    assert storage.claim('w', 1e12, release=second.token) is None
+    assert storage.in_flight() == []
+    assert storage.claim('w', 1e12) is None
+
+
+def test_peek_many_reads_several_keys(storage_url):
+    storage = storage_from_url(storage_url, 'peekmany')
+    storage.flush_all()
+    storage.put_data('a', b'1')
+    storage.put_data('c', b'3')
+    assert storage.peek_many(['a', 'b', 'c']) == [b'1', None, b'3']
+    assert storage.peek_many([]) == []
