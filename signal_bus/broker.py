@@ -26,6 +26,8 @@ from .ring import Ring
 logger = logging.getLogger('signal_bus.broker')
 
 _INGEST_BATCH = 1000
+#: A plain int: pyzmq's enum flags cost an enum operation per frame sent.
+_NOBLOCK = int(zmq.NOBLOCK)
 _STOP_CHECK_MS = 50
 _CONTROL_HWM = 4 * wire.MAX_REPLAY_LIMIT
 ZAP_DOMAIN = 'signal-bus'
@@ -224,7 +226,7 @@ class Broker:
     def _drain_ingest(self, sockets: _Sockets) -> None:
         for _ in range(_INGEST_BATCH):
             try:
-                frames = sockets.ingest.recv_multipart(zmq.NOBLOCK)
+                frames = sockets.ingest.recv_multipart(_NOBLOCK)
             except zmq.Again:
                 return
             try:
@@ -279,7 +281,7 @@ class Broker:
     @staticmethod
     def _send(sock: zmq.Socket, frames: list[bytes]) -> bool:
         try:
-            sock.send_multipart(frames, zmq.NOBLOCK)
+            sock.send_multipart(frames, _NOBLOCK)
             return True
         except zmq.Again:
             return False
@@ -298,7 +300,7 @@ class Broker:
     def _drain_subscriptions(self, publish: zmq.Socket) -> None:
         while True:
             try:
-                message = publish.recv(zmq.NOBLOCK)
+                message = publish.recv(_NOBLOCK)
             except zmq.Again:
                 return
             if message[:1] == b'\x01':
@@ -312,7 +314,7 @@ class Broker:
     def _drain_control(self, control: zmq.Socket) -> None:
         while True:
             try:
-                frames = control.recv_multipart(zmq.NOBLOCK)
+                frames = control.recv_multipart(_NOBLOCK)
             except zmq.Again:
                 return
             if len(frames) < 2:

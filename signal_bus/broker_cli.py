@@ -96,3 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry_point() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+if __name__ == '__main__':  # pragma: no cover
+    entry_point()

@@ -34,6 +34,8 @@ logger = logging.getLogger('signal_bus.publisher')
 CLOSE_LINGER = 1.0
 #: What an unclosed publisher gets at interpreter exit (several of them add up).
 EXIT_LINGER = 0.5
+#: A plain int: pyzmq's enum flags cost an enum operation per frame sent.
+_NOBLOCK = int(zmq.NOBLOCK)
 
 
 class _Channel:
@@ -97,7 +99,7 @@ class _Channel:
             while buffer:
                 frames = buffer.popleft()
                 try:
-                    sock.send_multipart(frames, zmq.NOBLOCK, copy=True)
+                    sock.send_multipart(frames, _NOBLOCK, copy=True)
                     counts['sent'] += 1
                 except zmq.Again:
                     counts['dropped_send'] += 1
