@@ -22,7 +22,6 @@ Key layout for queue ``<name>`` (all keys share the hash tag ``{<name>}``)::
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 import time
@@ -51,7 +50,6 @@ def _mapped(what: str) -> Callable[[_F], _F]:
             try:
                 return method(self, *args, **kwargs)
             except redis.RedisError as exc:
-                self._drop_pubsub()
                 raise StorageError('Redis storage at %s (queue %r) could not %s: %s: %s; '
                                    'check that the server is running and reachable'
                                    % (self.location, self.name, what,
@@ -93,6 +91,7 @@ class RedisStorage(Storage):
         self._add_schedule = register(scripts.SCHEDULE)
         self._read_schedule = register(scripts.READ_SCHEDULE)
         self._put, self._pop = register(scripts.PUT), register(scripts.POP)
+        self._wait = register(scripts.WAIT)
         self._result_count = register(scripts.RESULT_COUNT)
         self._result_items = register(scripts.RESULT_ITEMS)
         self._incr, self._renew = register(scripts.INCR), register(scripts.RENEW)
@@ -129,20 +128,6 @@ class RedisStorage(Storage):
         return (type(self).from_url, (self.url, self.name))
 
     # -- connections -------------------------------------------------------------
-    def _pubsub(self) -> redis.client.PubSub:
-        """This thread's pub/sub connection (kept between waits)."""
-        pubsub = getattr(self._local, 'pubsub', None)
-        if pubsub is None:
-            pubsub = self._local.pubsub = self._client.pubsub()
-        return pubsub
-
-    def _drop_pubsub(self) -> None:
-        pubsub = getattr(self._local, 'pubsub', None)
-        self._local.pubsub = None
-        if pubsub is not None:
-            with contextlib.suppress(redis.RedisError, OSError):
-                pubsub.close()
-
     def reset_after_fork(self) -> None:
         """Build a fresh client so the child never shares the parent's sockets."""
         self._client = self._factory()
@@ -150,7 +135,6 @@ class RedisStorage(Storage):
 
     def close(self) -> None:
         """Disconnect every pooled connection; the next call reconnects."""
-        self._drop_pubsub()
         self._client.connection_pool.disconnect()
 
     def _blocking_cap(self, timeout: float) -> float:
@@ -252,13 +236,11 @@ class RedisStorage(Storage):
     def _value_key(self, key: str) -> str:
         return self._prefix + 'r:' + key
 
-    def _channel(self, key: str) -> str:
-        return self._prefix + 'put:' + key
-
     def _store(self, key: str, value: bytes, ttl: float | None, only_if_empty: bool) -> bool:
-        return bool(self._put(keys=[self._value_key(key), self._results],
-                              args=[key, value, _ms(ttl), self._channel(key),
-                                    '1' if only_if_empty else ''], client=self._client))
+        return bool(self._put(keys=[self._value_key(key), self._results,
+                                    self._prefix + 'w:' + key, self._prefix + 'n:' + key],
+                              args=[key, value, _ms(ttl), '1' if only_if_empty else ''],
+                              client=self._client))
 
     @_mapped('store a value')
     def put_data(self, key: str, value: bytes, ttl: float | None = None) -> None:
@@ -294,31 +276,15 @@ class RedisStorage(Storage):
 
     @_mapped('wait for a value')
     def wait_for_data(self, key: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        pubsub, channel = self._pubsub(), self._channel(key).encode()
-        pubsub.subscribe(channel)
-        try:
-            # Only once the subscription is in place can a check miss no write.
-            kind = 'subscribe'
-            while self._next_message(pubsub, kind, channel, deadline):
-                if self._client.exists(self._value_key(key)):
-                    return True
-                kind = 'message'
-            return self._client.exists(self._value_key(key)) > 0
-        finally:
-            pubsub.unsubscribe(channel)
-
-    @staticmethod
-    def _next_message(pubsub: redis.client.PubSub, kind: str, channel: bytes,
-                      deadline: float) -> bool:
-        """Read until a ``kind`` message on ``channel`` (True) or the deadline (False)."""
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            msg = pubsub.get_message(timeout=remaining)
-            if msg is not None and msg['type'] == kind and msg['channel'] == channel:
-                return True
+        # Register as a waiter (unless the value is already there), then block on this
+        # key's notify list, which PUT fills with one token per registered waiter.
+        if self._wait(keys=[self._value_key(key), self._prefix + 'w:' + key],
+                      args=[int(timeout * 1000) + 1000], client=self._client):
+            return True
+        if self._client.blpop([self._prefix + 'n:' + key],
+                              timeout=self._blocking_cap(timeout)):
+            return True
+        return self._client.exists(self._value_key(key)) > 0
 
     @_mapped('count values')
     def result_store_size(self) -> int:
@@ -332,7 +298,8 @@ class RedisStorage(Storage):
 
     @_mapped('flush values')
     def flush_results(self) -> None:
-        self._delete_matching('r:*')
+        for pattern in ('r:*', 'w:*', 'n:*'):
+            self._delete_matching(pattern)
         self._client.delete(self._results)
 
     @_mapped('increment a counter')

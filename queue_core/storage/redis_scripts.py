@@ -60,17 +60,33 @@ if #due > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) end
 return due
 """
 
-# KEYS value key, results index. ARGV key, value, ttl ms ('' = none), channel, '1' = NX.
+# KEYS value key, results index, waiter count, notify list.
+# ARGV key, value, ttl ms ('' = none), '1' = NX.
+# Wakes every reader registered by WAIT (one token each on the notify list).
 PUT = SERVER_NOW_MS + """
 local ttl = tonumber(ARGV[3])
 local set = {'SET', KEYS[1], ARGV[2]}
 if ttl then set[#set + 1] = 'PX'; set[#set + 1] = ARGV[3] end
-if ARGV[5] == '1' then set[#set + 1] = 'NX' end
+if ARGV[4] == '1' then set[#set + 1] = 'NX' end
 if not redis.call(unpack(set)) then return 0 end
 redis.call('ZADD', KEYS[2], ttl and (now + ttl) or '+inf', ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
-redis.call('PUBLISH', ARGV[4], '1')
+if ttl then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now) end
+local waiting = tonumber(redis.call('GET', KEYS[3]) or '0')
+if waiting > 0 then
+  for i = 1, waiting do redis.call('RPUSH', KEYS[4], '1') end
+  redis.call('PEXPIRE', KEYS[4], 60000)
+  redis.call('DEL', KEYS[3])
+end
 return 1
+"""
+
+# KEYS value key, waiter count. ARGV registration ttl ms.
+# 1 when the value is there; else registers one waiter for PUT to wake, and 0.
+WAIT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return 0
 """
 
 # KEYS value key, results index. ARGV key.

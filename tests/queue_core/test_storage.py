@@ -58,12 +58,8 @@ def wait_until_blocked(storage: Storage, what: str, key: str = '') -> None:
     client = getattr(storage, '_client', None)
     if client is None:
         return
-    if what == 'data':
-        channel = storage._channel(key)
-        wait_until(lambda: client.pubsub_numsub(channel)[0][1] > 0, message='subscriber')
-    else:
-        wait_until(lambda: client.info('clients')['blocked_clients'] > 0,
-                   message='blocked client')
+    wait_until(lambda: client.info('clients')['blocked_clients'] > 0,
+               message='blocked client')
 
 
 # -- queue ---------------------------------------------------------------------
@@ -441,3 +437,21 @@ def test_peek_many_reads_several_keys(storage_url):
     storage.put_data('c', b'3')
     assert storage.peek_many(['a', 'b', 'c']) == [b'1', None, b'3']
     assert storage.peek_many([]) == []
+
+
+def test_every_reader_waiting_for_one_key_is_woken(storage):
+    woke = []
+
+    def reader():
+        woke.append(storage.wait_for_data('shared', 20))
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    if getattr(storage, '_client', None) is not None:
+        wait_until(lambda: storage._client.info('clients')['blocked_clients'] >= 3,
+                   message='three blocked readers')
+    storage.put_data('shared', b'v')
+    for thread in threads:
+        thread.join(30)
+    assert woke == [True, True, True]
