@@ -135,7 +135,11 @@ def write(path: str, text: str) -> None:
 
 def summary(figures: Sequence[Figure]) -> list[str]:
     """The lines printed at the end of a run."""
-    out = [fig.line() for fig in figures]
+    out = []
+    for fig in figures:
+        out.append(fig.line())
+        if fig.note:
+            out.append('           ' + fig.note)
     missed = [f for f in figures if f.met is False]
     out.append('targets met: %d of %d%s' % (
         sum(1 for f in figures if f.met), sum(1 for f in figures if f.met is not None),
