@@ -206,7 +206,8 @@ class Supervisor:
             logger.exception('looking for abandoned tasks failed')
 
     def _health_check(self) -> None:
-        stale_after = max(2 * self.config.lease, 5.0)
+        # Two missed leases, and never less than a few checks, before a worker counts as stuck.
+        stale_after = max(2 * self.config.lease, 3 * (self.config.health_check_interval or 0))
         for handle in self.workers:
             age = handle.heartbeat_age()
             if age > stale_after:

@@ -113,15 +113,21 @@ def causal(rows: list[dict[str, Any]]) -> list[str]:
     """One task's signal names in lifecycle order.
 
     An ENQUEUED is emitted once the message is stored, so another process may take the
-    task and write its EXECUTING line first (SPEC §7: handlers run where events happen).
-    Such a pair is put back in causal order; nothing else is reordered.
+    task and write its EXECUTING line (and more) first (SPEC §7: handlers run where events
+    happen). Such an ENQUEUED line, found after a run of lines that another process began
+    with EXECUTING, is moved back before that EXECUTING; nothing else is reordered.
     """
     rows = list(rows)
-    for i in range(len(rows) - 1):
-        first, second = rows[i], rows[i + 1]
-        if (first['signal'] == 'executing' and second['signal'] == 'enqueued'
-                and first['pid'] != second['pid']):
-            rows[i], rows[i + 1] = second, first
+    for j, row in enumerate(rows):
+        if row['signal'] != 'enqueued':
+            continue
+        k = j
+        while k > 0 and rows[k - 1]['pid'] != row['pid']:
+            k -= 1
+            if rows[k]['signal'] == 'executing':
+                if all(r['pid'] == rows[k]['pid'] for r in rows[k:j]):
+                    rows.insert(k, rows.pop(j))
+                break
     return [row['signal'] for row in rows]
 
 
@@ -176,3 +182,12 @@ class Run:
         for consumer in self.consumers:
             consumer.close()
         os.environ.pop('QUEUE_SIGNAL_FILE', None)
+
+
+def pid_is_running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            return handle.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False

@@ -136,3 +136,10 @@ def too_slow():
 def never_runs():
     """Revoked by the tests before it is called."""
     return 'ran anyway'
+
+
+@q.task()
+@q.lock_task('e2e-exclusive')
+def exclusive():
+    """Runs only while it holds the ``e2e-exclusive`` lock."""
+    return 'alone'
