@@ -11,9 +11,17 @@ logger = logging.getLogger('queue_core.consumer')
 
 
 def broker_config(ingest: str | None) -> Any:
-    """The embedded broker's configuration: the defaults, ingesting at ``ingest`` if given."""
-    from signal_bus.config import BrokerConfig
-    return BrokerConfig(ingest=ingest) if ingest else BrokerConfig()
+    """The embedded broker's configuration.
+
+    Without ``ingest``: the default endpoints (ingest 7557, publish 7558, control 7559 on
+    loopback). With ``ingest`` (``--bus tcp://host:PORT``): ingest at PORT, publish at
+    PORT+1 and control at PORT+2 on the same host, the layout of the defaults.
+    """
+    from signal_bus.config import BrokerConfig, neighbour_endpoint
+    if not ingest:
+        return BrokerConfig()
+    return BrokerConfig(ingest=ingest, publish=neighbour_endpoint(ingest, 1),
+                        control=neighbour_endpoint(ingest, 2))
 
 
 def default_ingest() -> str:
