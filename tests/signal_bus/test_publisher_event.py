@@ -58,8 +58,9 @@ def test_large_arguments_are_replaced_by_their_size():
     assert set(encoded(task)['kwargs']) == {'truncated'}
 
 
-def test_consumer_source_sends_nil_tseq():
-    assert encoded(FakeTask(tseq=9), source='consumer')['tseq'] is None
+def test_task_without_tseq_sends_nil_and_others_send_theirs():
+    assert encoded(FakeTask(tseq=None), source='consumer')['tseq'] is None
+    assert encoded(FakeTask(tseq=109), source='consumer')['tseq'] == 109
     assert encoded(FakeTask(tseq=9), source='worker')['tseq'] == 9
 
 

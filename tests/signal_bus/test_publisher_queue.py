@@ -38,3 +38,11 @@ def test_task_queue_events_reach_a_raw_subscriber_in_lifecycle_order(broker, raw
         assert [body_of(event)['retries'] for event in events[3:]] == [1, 0]
     finally:
         queue.close()
+
+
+def test_attaching_the_same_bus_twice_keeps_one_publisher(bus_config):
+    queue = TaskQueue('twice', storage='memory://', bus=bus_config)
+    first = queue.attach_bus(bus_config)
+    assert queue.attach_bus(bus_config) is first
+    assert len(queue._sinks) == 1
+    queue.close()
