@@ -17,6 +17,8 @@ _LAZY = {
     'BusConfig': 'signal_bus.config',
     'Subscriber': 'signal_bus.subscriber',
     'Event': 'signal_bus.client_events',
+    'ErrorInfo': 'signal_bus.client_events',
+    'Event': 'signal_bus.client_events',
     'CurveClientKeys': 'signal_bus.config',
     'client_keys': 'signal_bus.keys',
     'generate_keypair': 'signal_bus.keys',
