@@ -45,9 +45,7 @@ class Supervisor:
         self.stopping = False
         self.terminating = False
         self._pid = os.getpid()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake_r = self._wake_w = -1
         self._old_handlers: dict[int, Any] = {}
         self._next_index = 0
         self._starts_due: list[float] = []
@@ -81,6 +79,10 @@ class Supervisor:
             logger.info('publishing signals to %s', bus)
 
     def _install_signals(self) -> None:
+        # Handlers only write the signal number to this pipe; the main loop reads it.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         for signum in _HANDLED:
             self._old_handlers[signum] = signal.signal(signum, self._on_signal)
 
@@ -88,6 +90,10 @@ class Supervisor:
         for signum, handler in self._old_handlers.items():
             signal.signal(signum, handler)
         self._old_handlers.clear()
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         # A forked child runs this handler until it installs its own: ignore it there.
@@ -119,8 +125,6 @@ class Supervisor:
                 self.broker.stop()
             self._restore_signals()
             close_queue(self.queue)
-            os.close(self._wake_r)
-            os.close(self._wake_w)
         logger.info('consumer stopped')
         return 0
 

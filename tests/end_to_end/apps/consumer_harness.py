@@ -115,7 +115,8 @@ def causal(rows: list[dict[str, Any]]) -> list[str]:
     An ENQUEUED is emitted once the message is stored, so another process may take the
     task and write its EXECUTING line (and more) first (SPEC §7: handlers run where events
     happen). Such an ENQUEUED line, found after a run of lines that another process began
-    with EXECUTING, is moved back before that EXECUTING; nothing else is reordered.
+    with an EXECUTING no ENQUEUED line precedes, is moved back before that EXECUTING;
+    nothing else is reordered.
     """
     rows = list(rows)
     for j, row in enumerate(rows):
@@ -125,7 +126,8 @@ def causal(rows: list[dict[str, Any]]) -> list[str]:
         while k > 0 and rows[k - 1]['pid'] != row['pid']:
             k -= 1
             if rows[k]['signal'] == 'executing':
-                if all(r['pid'] == rows[k]['pid'] for r in rows[k:j]):
+                unpaid = k == 0 or rows[k - 1]['signal'] != 'enqueued'
+                if unpaid and all(r['pid'] == rows[k]['pid'] for r in rows[k:j]):
                     rows.insert(k, rows.pop(j))
                 break
     return [row['signal'] for row in rows]

@@ -1,0 +1,73 @@
+"""The supervisor in-process, with thread workers on memory:// storage and a real SIGINT."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from helpers import wait_until
+
+from queue_core import SIGNAL_COMPLETE, SIGNAL_INTERRUPTED, TaskQueue
+from queue_core.consumer import ConsumerConfig, Supervisor
+from queue_core.consumer.pool import make_owner, parse_owner
+from queue_core.consumer.recovery import sweep_abandoned
+
+
+def make_queue():
+    q = TaskQueue('sup', storage='memory://')
+    seen: list = []
+    q.signal(SIGNAL_COMPLETE, SIGNAL_INTERRUPTED)(
+        lambda sig, task: seen.append((sig, task.id, q.source)))
+
+    @q.task()
+    def double(x):
+        return 2 * x
+
+    return q, double, seen
+
+
+def interrupt_when(predicate) -> threading.Thread:
+    """Send SIGINT to this process once ``predicate`` holds (or after 20 s regardless)."""
+    def watch():
+        try:
+            wait_until(predicate, 20)
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_thread_workers_run_tasks_and_sigint_stops_them_cleanly():
+    q, double, seen = make_queue()
+    handles = [double(i) for i in range(5)]
+    supervisor = Supervisor(q, ConsumerConfig(workers=2, worker_type='thread', lease=3,
+                                              periodic=False))
+    watcher = interrupt_when(lambda: len(seen) == 5)
+    assert supervisor.run() == 0
+    watcher.join(5)
+    assert [h.get() for h in handles] == [0, 2, 4, 6, 8]
+    assert {source for _, _, source in seen} == {'worker'}
+    assert q.in_flight() == [] and supervisor.workers == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_owner_ids_name_host_and_pid():
+    owner = make_owner(1234, 'abcd')
+    assert owner.endswith(':1234:abcd')
+    assert parse_owner(owner) == (owner.split(':')[0], 1234)
+    assert parse_owner('not-an-owner') is None
+
+
+def test_sweep_recovers_expired_and_dead_owner_records_but_not_live_ones():
+    q, double, seen = make_queue()
+    for i in range(3):
+        double(i)
+    live = make_owner(os.getpid(), 'live')
+    dead_pid = 2 ** 22 + 12345  # above the default pid_max: no such process
+    claims = [q.claim(live, 60), q.claim(make_owner(dead_pid, 'gone'), 60),
+              q.claim('elsewhere:1:x', -1)]
+    assert all(claims)
+    assert sweep_abandoned(q, {live}) == 2
+    assert [row['owner'] for row in q.in_flight()] == [live]
+    assert [(sig, source) for sig, _, source in seen] == [('interrupted', 'consumer')] * 2
