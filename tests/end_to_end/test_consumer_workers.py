@@ -2,7 +2,9 @@
 the health check, and periodic tasks run by the consumer's scheduler."""
 from __future__ import annotations
 
+import datetime
 import os
+import shutil
 import signal
 import sys
 
@@ -77,3 +79,48 @@ def test_flush_locks_at_start_frees_a_lock_left_by_a_dead_consumer(run):
     wait_until(lambda: not run.q.is_locked('e2e-exclusive'), 20, message='the flush')
     assert run.app.exclusive().get(blocking=True, timeout=20) == 'alone'
     stop(consumer)
+
+
+def test_console_script_on_sqlite_storage_with_a_log_file(tmp_path, sqlite_url):
+    script = shutil.which('queue-consumer')
+    if script is None:
+        pytest.skip('the queue-consumer console script is not installed')
+    run = Run(tmp_path, sqlite_url)
+    logfile = str(tmp_path / 'consumer-file.log')
+    try:
+        done = run.app.add(20, 22)
+        retried = run.app.fail_once('sqlite')
+        consumer = run.consumer('-w', '2', '--lease', '2', '-l', logfile, command=[script])
+        assert done.get(blocking=True, timeout=20) == 42
+        wait_until(lambda: run.signals(retried.id) == [E, X, 'error', 'retrying', E, X, C],
+                   20, message='the retried task\n' + run.logs())
+        stop(consumer)
+        with open(logfile) as handle:
+            text = handle.read()
+        assert 'consumer started: 2 process worker(s)' in text
+        assert 'complete in' in text and 'consumer stopped' in text
+    finally:
+        run.close()
+
+
+def test_two_consumers_enqueue_a_periodic_task_once_per_minute(run):
+    started = datetime.datetime.now(datetime.timezone.utc).replace(second=0, microsecond=0)
+    env = {'QUEUE_PERIODIC': '1'}
+    consumers = [run.consumer('-w', '1', '--lease', '2', env=env) for _ in range(2)]
+    quiet = run.consumer('-w', '1', '--lease', '2', '-n', env=env)
+
+    def periodic_runs():
+        return [r for r in run.rows() if r['name'] == 'every_minute' and r['signal'] == C]
+
+    wait_until(periodic_runs, 20, message='the periodic task\n' + run.logs())
+    for consumer in consumers + [quiet]:
+        wait_until(lambda: 'worker' in consumer.log() and 'started' in consumer.log(), 20,
+                   message='every consumer to be running')
+    for consumer in consumers + [quiet]:
+        stop(consumer)
+    ended = datetime.datetime.now(datetime.timezone.utc).replace(second=0, microsecond=0)
+    minutes = int((ended - started).total_seconds() // 60) + 1
+    assert 1 <= len(periodic_runs()) <= minutes
+    enqueues = [r for r in run.rows() if r['name'] == 'every_minute' and r['signal'] == E]
+    assert {r['source'] for r in enqueues} == {'scheduler'}
+    assert quiet.pid not in {r['pid'] for r in enqueues}

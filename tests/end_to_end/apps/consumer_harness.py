@@ -32,8 +32,10 @@ class Consumer:
     with cwd set to the apps directory, so ``signals_app`` imports as users' apps do."""
 
     def __init__(self, storage: str, signal_file: str, log_file: str, *args: str,
-                 app: str = 'signals_app.q', env: dict[str, str] | None = None) -> None:
-        self.args = [sys.executable, '-m', 'queue_core.cli', app, *args]
+                 app: str = 'signals_app.q', env: dict[str, str] | None = None,
+                 command: list[str] | None = None) -> None:
+        command = command or [sys.executable, '-m', 'queue_core.cli']
+        self.args = [*command, app, *args]
         self.env = dict(os.environ, QUEUE_STORAGE=storage, QUEUE_SIGNAL_FILE=signal_file,
                         PYTHONUNBUFFERED='1', **(env or {}))
         # The repository first, so the package imports the same way from any cwd.
@@ -145,10 +147,12 @@ class Run:
         self.q = self.app.q
         self.consumers: list[Consumer] = []
 
-    def consumer(self, *args: str, env: dict[str, str] | None = None) -> Consumer:
+    def consumer(self, *args: str, env: dict[str, str] | None = None,
+                 command: list[str] | None = None) -> Consumer:
         """Start a consumer on this run's storage and signal file."""
         log = str(self.tmp_path / ('consumer-%d.log' % len(self.consumers)))
-        consumer = Consumer(self.storage, self.signal_file, log, *args, env=env).start()
+        consumer = Consumer(self.storage, self.signal_file, log, *args, env=env,
+                            command=command).start()
         self.consumers.append(consumer)
         return consumer
 

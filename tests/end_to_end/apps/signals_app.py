@@ -12,7 +12,7 @@ import json
 import os
 import time
 
-from queue_core import SIGNAL_INTERRUPTED, TaskQueue
+from queue_core import SIGNAL_INTERRUPTED, TaskQueue, crontab
 
 q = TaskQueue('e2e', storage=os.environ.get('QUEUE_STORAGE', 'memory://'))
 
@@ -143,3 +143,10 @@ def never_runs():
 def exclusive():
     """Runs only while it holds the ``e2e-exclusive`` lock."""
     return 'alone'
+
+
+if os.environ.get('QUEUE_PERIODIC') == '1':
+    @q.periodic_task(crontab(minute='*'))
+    def every_minute():
+        """A periodic task for every minute (only when ``QUEUE_PERIODIC=1``)."""
+        return 'tick'
