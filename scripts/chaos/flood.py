@@ -1,0 +1,58 @@
+"""A publisher that sends far faster than the broker takes:
+``python -m chaos.flood --ingest EP --count N``.
+
+It publishes ``N`` events of the task ``chaos.flood`` as fast as it can (its buffer
+overflows and drops, counted), waits for its buffer to drain, then sends one last event so
+that the broker sees every hole in its ``pseq`` and reports it, and prints its counts as
+one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Sequence
+
+from signal_bus import Publisher
+
+
+class FloodTask:
+    """The attributes a publisher reads from a task."""
+
+    registry_name = 'chaos.flood'
+    name = 'flood'
+    args = ()
+    kwargs: dict = {}
+    retries = 0
+    tseq = None
+
+    def __init__(self, task_id: str) -> None:
+        self.id = task_id
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Flood, drain, close; print ``{published, dropped, sent}``."""
+    parser = argparse.ArgumentParser(prog='chaos.flood')
+    parser.add_argument('--ingest', required=True)
+    parser.add_argument('--count', type=int, required=True)
+    args = parser.parse_args(argv)
+    publisher = Publisher(args.ingest)
+    task = FloodTask('flood')
+    for index in range(args.count):
+        task.id = 'flood-%d' % index
+        publisher.publish('complete', task)
+    deadline = time.monotonic() + 20
+    while publisher.stats()['pending'] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    task.id = 'flood-end'
+    publisher.publish('complete', task)
+    publisher.close()
+    stats = publisher.stats()
+    print(json.dumps({'published': stats['pseq'], 'dropped': stats['dropped'],
+                      'sent': stats['sent']}), flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
