@@ -5,6 +5,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from typing import Any
 
 logger = logging.getLogger('queue_core.consumer')
@@ -30,11 +32,26 @@ def default_ingest() -> str:
     return DEFAULT_INGEST
 
 
-def _serve(config: Any) -> None:
-    # The supervisor decides when the broker stops: it sends SIGTERM at shutdown.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+#: The signal the supervisor stops its broker with. SIGINT and SIGTERM sent to the whole
+#: process group are ignored, so the broker outlives the workers and carries their last
+#: events (INTERRUPTED after SIGTERM, for example).
+STOP_SIGNAL = signal.SIGUSR1
+_BLOCKED = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, STOP_SIGNAL}
+
+
+def _watch_parent(parent: int) -> None:
+    """Stop the broker when the supervisor is gone (killed outright)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), STOP_SIGNAL)
+
+
+def _serve(config: Any, parent: int) -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    signal.signal(STOP_SIGNAL, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _BLOCKED)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     from signal_bus.broker import run_broker
     try:
         run_broker(config)
@@ -57,19 +74,24 @@ class EmbeddedBroker:
     def start(self) -> None:
         """Fork the broker process."""
         ctx = multiprocessing.get_context('fork')
-        self._process = ctx.Process(target=_serve, args=(self.config,),
+        self._process = ctx.Process(target=_serve, args=(self.config, os.getpid()),
                                     name='queue-broker', daemon=True)
-        self._process.start()
+        # Blocked across the fork, so a signal sent before the child set its handlers waits.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED)
+        try:
+            self._process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         logger.info('embedded broker started (pid %d): ingest %s, publish %s, control %s',
                     self._process.pid, self.config.ingest, self.config.publish,
                     self.config.control)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Ask the broker to stop (SIGTERM), then kill it if it does not within ``timeout``."""
+        """Ask the broker to stop, then kill it if it does not within ``timeout``."""
         if self._process is None:
             return
         if self._process.is_alive():
-            os.kill(self._process.pid, signal.SIGTERM)
+            os.kill(self._process.pid, STOP_SIGNAL)
             self._process.join(timeout)
         if self._process.is_alive():
             logger.warning('embedded broker did not stop within %.0fs; killing it', timeout)

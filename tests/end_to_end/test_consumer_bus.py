@@ -69,7 +69,16 @@ def test_embedded_broker_carries_worker_scheduler_and_consumer_events(tmp_path, 
             ('executing', 'worker', False), ('interrupted', 'consumer', True)]
         assert [e.tseq for e in events[later.id]] == list(range(1, 8))
         assert events[victim.id][1].tseq is None
-        consumer.send(signal.SIGINT)
+
+        # SIGTERM to the whole group: the broker outlives the workers and carries the
+        # INTERRUPTED a worker emits for its running task.
+        last = run.app.slow_once('bus-last')
+        run.wait_running('bus-last')
+        consumer.send_group(signal.SIGTERM)
+        expected = {last.id: 2}
+        wait_until(collected, 30, interval=0, message='the last task\'s events')
+        assert [(e.signal, e.source) for e in events[last.id]] == [
+            ('executing', 'worker'), ('interrupted', 'worker')]
         assert consumer.wait(20) == 0
     finally:
         if sub is not None:
