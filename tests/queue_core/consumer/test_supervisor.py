@@ -26,13 +26,15 @@ def make_queue():
     return q, double, seen
 
 
-def interrupt_when(predicate) -> threading.Thread:
-    """Send SIGINT to this process once ``predicate`` holds (or after 20 s regardless)."""
+def interrupt_when(supervisor, predicate) -> threading.Thread:
+    """Send SIGINT to this process once ``predicate`` holds (or after 20 s regardless),
+    but only while the supervisor's handler is installed (never to the test runner)."""
     def watch():
         try:
             wait_until(predicate, 20)
         finally:
-            os.kill(os.getpid(), signal.SIGINT)
+            if signal.getsignal(signal.SIGINT) == supervisor._on_signal:
+                os.kill(os.getpid(), signal.SIGINT)
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
@@ -43,7 +45,7 @@ def test_thread_workers_run_tasks_and_sigint_stops_them_cleanly():
     handles = [double(i) for i in range(5)]
     supervisor = Supervisor(q, ConsumerConfig(workers=2, worker_type='thread', lease=3,
                                               periodic=False))
-    watcher = interrupt_when(lambda: len(seen) == 5)
+    watcher = interrupt_when(supervisor, lambda: len(seen) == 5)
     assert supervisor.run() == 0
     watcher.join(5)
     assert [h.get() for h in handles] == [0, 2, 4, 6, 8]
