@@ -66,6 +66,7 @@ class ProcessGuard:
         self._in_function = False
         self._raised = False
         self._reported = False
+        self._timed_out = False
 
     def install(self) -> None:
         """Install the signal handlers, hooks and the INTERRUPTED observer."""
@@ -80,7 +81,7 @@ class ProcessGuard:
     @contextmanager
     def running(self, task: Any) -> Iterator[None]:
         """Execution of ``task`` in progress."""
-        self._task, self._raised, self._reported = task, False, False
+        self._task, self._raised, self._reported, self._timed_out = task, False, False, False
         try:
             yield
         finally:
@@ -90,6 +91,10 @@ class ProcessGuard:
     def reported(self, task: Any) -> bool:
         """Whether the queue emitted INTERRUPTED for ``task`` in this execution."""
         return self._reported
+
+    def timed_out(self, task: Any) -> bool:
+        """Whether the timeout interrupted ``task`` in this execution."""
+        return self._timed_out
 
     def _before_function(self, task: Any) -> None:
         if self._task is None or task.id != self._task.id:
@@ -129,7 +134,7 @@ class ProcessGuard:
 
     def _on_sigalrm(self, signum: int, frame: Any) -> None:
         if self._in_function and not self._raised:
-            self._raised = True
+            self._raised = self._timed_out = True
             self._in_function = False
             timeout = getattr(self._task, 'timeout', None)
             raise TaskTimeout('task %s exceeded its timeout of %ss'

@@ -28,6 +28,9 @@ class TaskGuard(Protocol):
     def reported(self, task: Any) -> bool:
         """Whether INTERRUPTED was emitted for ``task`` during its execution."""
 
+    def timed_out(self, task: Any) -> bool:
+        """Whether ``task`` was stopped by its timeout during its execution."""
+
 
 class Worker:
     """Claims and executes tasks until ``stop`` (graceful) or ``halt`` (immediate) is set,
@@ -126,6 +129,9 @@ class Worker:
             logger.exception('worker %s: executing %s %s failed', self.owner, task.name,
                              task.id)
         else:
+            if self.guard is not None and self.guard.timed_out(task):
+                logger.warning('worker %s stopped %s %s at its timeout of %ss', self.owner,
+                               task.name, task.id, task.timeout)
             # The queue logs each state at INFO; this line adds the worker's view.
             logger.debug('worker %s finished %s %s in %.3fs', self.owner, task.name, task.id,
                         time.monotonic() - started)

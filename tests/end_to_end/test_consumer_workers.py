@@ -37,6 +37,7 @@ def test_task_timeout_interrupts_the_task_in_a_process_worker(run):
     assert after.get(blocking=True, timeout=20) == 2  # the worker was freed by the timeout
     assert run.signals(handle.id) == [E, X, 'timeout']
     stop(consumer)
+    assert 'at its timeout of 0.5s' in consumer.log()
 
 
 def test_max_tasks_recycles_the_worker(run):
