@@ -138,6 +138,8 @@ class ThreadHandle:
                                         name='queue-worker-%d' % index)
         self.started = 0.0
         self.exitcode: int | None = None
+        #: Set once the supervisor has reported this thread as stuck.
+        self.reported_stuck = False
 
     def _touch(self) -> None:
         self._beat = time.time()

@@ -214,10 +214,17 @@ class Supervisor:
         stale_after = max(2 * self.config.lease, 3 * (self.config.health_check_interval or 0))
         for handle in self.workers:
             age = handle.heartbeat_age()
-            if age > stale_after:
-                logger.error('worker %s has not reported for %.0fs; replacing it',
-                             handle.owner, age)
-                handle.kill()
+            if age <= stale_after:
+                continue
+            if handle.sentinel is None:  # a thread cannot be killed: say so, once
+                if not handle.reported_stuck:
+                    handle.reported_stuck = True
+                    logger.error('worker thread %s has not reported for %.0fs; threads '
+                                 'cannot be replaced', handle.owner, age)
+                continue
+            logger.error('worker %s has not reported for %.0fs; replacing it',
+                         handle.owner, age)
+            handle.kill()
 
     # -- stopping ----------------------------------------------------------------
     def stop(self, reason: str = 'request') -> None:
