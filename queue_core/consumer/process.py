@@ -158,16 +158,9 @@ def run_worker_process(queue: Any, config: ConsumerConfig, owner: str, superviso
 
 
 def close_queue(queue: Any) -> None:
-    """Flush the bus publishers and storage connections of a process about to exit."""
-    # TaskQueue has no public close(); its sinks (bus publishers) are flushed here.
-    for sink in list(getattr(queue, '_sinks', None) or ()):
-        close = getattr(sink, 'close', None)
-        if callable(close):
-            try:
-                close()
-            except Exception:
-                logger.exception('closing signal sink %r failed', sink)
+    """Flush the bus publishers and storage connections of a process about to exit
+    (a forked worker leaves through ``os._exit``, which skips ``atexit``)."""
     try:
-        queue.storage.close()
+        queue.close()
     except Exception:
-        logger.exception('closing the storage failed')
+        logger.exception('closing the queue failed')

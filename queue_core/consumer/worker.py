@@ -58,6 +58,8 @@ class Worker:
         self.tasks_done = 0
         self._suspect_orphans = False
         self._cut_short: set[str] = set()
+        #: The finished task's record, dropped by the next claim in the same round trip.
+        self._finished: str | None = None
 
     def run(self) -> None:
         """The whole life of a worker: renewal thread, startup hooks, loop, shutdown hooks."""
@@ -69,6 +71,7 @@ class Worker:
             self.queue.run_startup_hooks()
             self.loop()
         finally:
+            self._release_finished()
             self.queue.run_shutdown_hooks()
             renewer.stop()
             logger.info('worker %s stopped after %d task(s)', self.owner, self.tasks_done)
@@ -83,7 +86,9 @@ class Worker:
             try:
                 if self._suspect_orphans:
                     self._recover_orphans()
-                claimed = self.queue.claim(self.owner, self.config.lease)
+                claimed = self.queue.claim(self.owner, self.config.lease,
+                                           release=self._finished)
+                self._finished = None
                 if claimed is None:
                     self.queue.storage.wait_for_work(self.config.poll_interval)
             except StorageError as exc:
@@ -99,9 +104,12 @@ class Worker:
                 self._give_back(*claimed)
                 break
             self.process(*claimed)
+            if self.stop.is_set() or self.halt.is_set() or self._recycle_due():
+                self._release_finished()
 
     def process(self, task: Any, token: str) -> None:
-        """Execute one claimed task as the worker and release its in-flight record."""
+        """Execute one claimed task as the worker. Its in-flight record is dropped by the
+        next claim (one storage round trip) or, when the worker stops, on its own."""
         started = time.monotonic()
         guard = self.guard.running(task) if self.guard is not None else nullcontext()
         try:
@@ -136,13 +144,19 @@ class Worker:
             logger.debug('worker %s finished %s %s in %.3fs', self.owner, task.name, task.id,
                         time.monotonic() - started)
         self.tasks_done += 1
-        self._release(token)
+        self._finished = token
 
     def _release(self, token: str) -> None:
         # A graceful stop must not skip the release (the supervisor would report a
         # finished task as interrupted); only an immediate stop gives up on it.
         backoff = Backoff(self.halt, self.config.backoff_initial, self.config.backoff_max)
         backoff.call('releasing a finished task', lambda: self.queue.release(token))
+
+    def _release_finished(self) -> None:
+        """Drop the last finished task's record (when no further claim carried it)."""
+        if self._finished is not None:
+            self._release(self._finished)
+            self._finished = None
 
     def _give_back(self, task: Any, token: str) -> None:
         try:
@@ -156,6 +170,9 @@ class Worker:
 
     def _recover_orphans(self) -> None:
         """Recover this worker's records that no running execution accounts for."""
+        if self._finished is not None:  # finished for good: just drop it
+            self.queue.release(self._finished)
+            self._finished = None
         for record in self.queue.storage.in_flight_of([self.owner]):
             if record.token in self._cut_short:
                 self.queue.recover(record)
