@@ -1,7 +1,8 @@
 """A publishing process for the broker benchmark: N events, paced or as fast as it can.
 
 Each event is a ``complete`` of its own task (``tseq`` 1), with a small argument list,
-as a worker would publish it. Prints the publisher's counters as one JSON line.
+as a worker would publish it; one more follows once the buffer has drained, so drops at
+the end of the burst show as a hole. Prints the publisher's counters as one JSON line.
 """
 from __future__ import annotations
 
@@ -14,6 +15,23 @@ import uuid
 from signal_bus import Publisher
 
 PACE_SLICE = 0.0005  # when paced, look at the clock at least every half millisecond
+
+
+def send_tail_marker(publisher: Publisher, prefix: str, attempts: int = 10) -> None:
+    """One more event once the burst has left, as a publisher that lives on would send:
+    it lets the broker see (and report) drops at the end of the burst. Retried while it is
+    itself dropped (the socket queue may still be full)."""
+    for attempt in range(attempts):
+        dropped = publisher.stats()['dropped']
+        publisher.publish('complete', types.SimpleNamespace(
+            id='%sf%07x' % (prefix, attempt), registry_name='apps.ours.noop', args=(),
+            kwargs={}, retries=0, tseq=1, final=True))
+        deadline = time.monotonic() + 5
+        while publisher.stats()['pending'] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if publisher.stats()['dropped'] == dropped:
+            return
+        time.sleep(0.3)
 
 
 def main() -> None:
@@ -47,6 +65,7 @@ def main() -> None:
     deadline = time.monotonic() + 10
     while publisher.stats()['pending'] and time.monotonic() < deadline:
         time.sleep(0.01)
+    send_tail_marker(publisher, prefix)
     stats = publisher.stats()
     publisher.close()
     stats.update(elapsed=elapsed)
