@@ -4,8 +4,9 @@
     python cpu_profile.py enqueue [-n 5000] [--profile] # one enqueue call, both sides
     python cpu_profile.py spy [-n 20000]                # py-spy on our real consumer
 
-``loop`` runs what a worker does per task (ours: claim, execute, release; Huey: dequeue,
-execute) in this process against a private Redis and prints CPU and wall time per task;
+``loop`` runs what a worker does per task (ours: a claim that also releases the previous
+task, then execute; Huey: dequeue, execute) in this process against a private Redis and
+prints CPU and wall time per task;
 with ``--profile`` it adds the top functions by own CPU time (cProfile on process time,
 which inflates absolute numbers, so read them as shares). ``spy`` drains tasks with our
 consumer while ``py-spy record`` samples every worker, and prints inclusive shares per
@@ -30,15 +31,17 @@ from drain import app_for, prefill, wait_drained
 
 
 def worker_step(side: str, queue: Any) -> Callable[[], None]:
-    """One task's worth of a worker's work on ``side``."""
+    """One task's worth of a worker's work on ``side`` (ours hands the finished task's
+    token to the next claim, as the consumer's worker does)."""
     if side == OURS:
         queue.storage.reset_after_fork()
+        previous: list[str | None] = [None]
 
         def step() -> None:
-            task, token = queue.claim('bench-profile', 30.0)
+            task, token = queue.claim('bench-profile', 30.0, release=previous[0])
             with queue.emitting_as('worker'):
                 queue.execute(task)
-            queue.release(token)
+            previous[0] = token
         return step
 
     def huey_step() -> None:
