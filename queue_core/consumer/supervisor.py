@@ -231,6 +231,7 @@ class Supervisor:
         """Graceful stop: running tasks finish, nothing new starts."""
         if self.stopping:
             return
+        self._flags.raise_stop()
         logger.info('graceful shutdown (%s): waiting for running tasks', reason)
         self.stopping = True
         self._starts_due.clear()
@@ -238,7 +239,6 @@ class Supervisor:
         timeout = self.config.shutdown_timeout
         if timeout is not None:
             self._stop_deadline = time.monotonic() + timeout
-        self._flags.raise_stop()
         for handle in self.workers:
             handle.stop()
 
@@ -246,12 +246,12 @@ class Supervisor:
         """Immediate stop: running tasks are interrupted (process workers only)."""
         if self.terminating:
             return
+        self._flags.raise_halt()
         logger.info('immediate shutdown (%s): interrupting running tasks', reason)
         self.stopping = self.terminating = True
         self._starts_due.clear()
         self.scheduler.stop.set()
         self._kill_deadline = time.monotonic() + KILL_AFTER
-        self._flags.raise_halt()
         for handle in self.workers:
             handle.terminate()
 

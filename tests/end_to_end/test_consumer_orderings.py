@@ -4,7 +4,9 @@ handler in the app that appends one line per signal to a file."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 
 import pytest
 
@@ -40,7 +42,6 @@ def test_seed_orderings_hold_through_the_consumer(run):
     retry = app.fail_once('retry-now')
     retry_delayed = app.fail_once_delayed('retry-later')
     failure = app.always_fails()
-    scheduled = app.add.schedule((2, 3), delay=1)
     revoked = app.never_runs()
     chord = run.q.enqueue(group(app.add.s(1, 2), app.add.s(3, 4)).then(app.total))
     limited = [app.limited(), app.limited()]
@@ -50,8 +51,6 @@ def test_seed_orderings_hold_through_the_consumer(run):
     wait_for(run, retry.id, [E, X, ERR, RETRY, E, X, C])
     wait_for(run, retry_delayed.id, [E, X, ERR, RETRY, SCHED, E, X, C])
     wait_for(run, failure.id, [E, X, ERR])
-    wait_for(run, scheduled.id, [E, SCHED, E, X, C])
-    assert scheduled.get(blocking=True, timeout=10) == 5
     wait_for(run, revoked.id, [E, 'revoked'])
     assert chord.get(blocking=True, timeout=10) == 10
     wait_for(run, chord.id, [E, X, C])
@@ -70,8 +69,8 @@ def test_seed_orderings_hold_through_the_consumer(run):
         by_id.setdefault(row['id'], []).append(row)
     # Consumer-side re-enqueues come from the worker (retry) or the scheduler (due task).
     assert [r['source'] for r in by_id[retry.id] if r['signal'] == E] == ['app', 'worker']
-    assert [r['source'] for r in by_id[scheduled.id] if r['signal'] == E] == ['app',
-                                                                              'scheduler']
+    assert [r['source'] for r in by_id[retry_delayed.id] if r['signal'] == E] == [
+        'app', 'scheduler']
     assert {r['pid'] for r in rows if r['source'] == 'worker'} - {os.getpid()}
     # The chord's callback is enqueued only after both members completed.
     order = [(r['id'], r['signal']) for r in rows]
@@ -79,6 +78,26 @@ def test_seed_orderings_hold_through_the_consumer(run):
     completes = [order.index((member_id, C)) for member_id in members]
     assert max(completes) < callback_enqueued
 
-    consumer.send_group(2)  # SIGINT to the whole group: graceful
+    consumer.send_group(signal.SIGINT)  # to the whole group: graceful
     assert consumer.wait(20) == 0
 
+
+
+def test_scheduled_task_is_scheduled_by_a_worker_then_enqueued_by_the_scheduler(run):
+    """The seed's delayed call. A worker must see the task before its eta, whatever the
+    machine's load: so the eta is an hour away, and once the task is on the schedule the
+    test brings it forward, as an hour passing would."""
+    consumer = run.consumer('-w', '2', '--lease', '2', '-s', '0.2')
+    handle = run.app.add.schedule((2, 3), delay=3600)
+    wait_for(run, handle.id, [E, SCHED])
+    q = run.q
+    (data,) = q.storage.read_schedule(time.time() + 7200)
+    task = q.deserialize_task(data)
+    task.eta = q.now()
+    q.storage.add_to_schedule(q.serialize_task(task), time.time())
+    wait_for(run, handle.id, [E, SCHED, E, X, C])
+    assert handle.get(blocking=True, timeout=10) == 5
+    sources = [r['source'] for r in run.rows() if r['id'] == handle.id]
+    assert sources == ['app', 'worker', 'scheduler', 'worker', 'worker']
+    consumer.send(signal.SIGINT)
+    assert consumer.wait(20) == 0

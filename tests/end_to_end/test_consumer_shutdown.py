@@ -30,11 +30,13 @@ def wait_signals(run, task_id, expected, timeout=20):
 
 
 def test_sigint_to_the_group_lets_running_tasks_finish_and_starts_nothing_new(run):
-    handles = [run.app.sleep_for(1.5) for _ in range(3)]
+    handles = [run.app.gated('sigint', 'task-%d' % i) for i in range(3)]
     consumer = run.consumer('-w', '2', '--lease', '2')
-    wait_until(lambda: sum(run.signals(h.id) == [E, X] for h in handles) == 2, 20,
-               message='two tasks executing\n' + run.logs())
+    wait_until(lambda: sum(r['signal'] == '_running' for r in run.rows()) == 2, 20,
+               message='two tasks running\n' + run.logs())
     consumer.send_group(signal.SIGINT)
+    wait_until(lambda: 'graceful shutdown' in consumer.log(), 20, message='the stop')
+    run.q.storage.put_data('gate:sigint', b'1')  # let the running tasks finish
     assert consumer.wait(20) == 0
     outcomes = sorted(run.signals(h.id) for h in handles)
     assert outcomes == [[E], [E, X, C], [E, X, C]]

@@ -150,3 +150,14 @@ if os.environ.get('QUEUE_PERIODIC') == '1':
     def every_minute():
         """A periodic task for every minute (only when ``QUEUE_PERIODIC=1``)."""
         return 'tick'
+
+
+@q.task()
+def gated(gate, name, seconds=60.0):
+    """Records ``{"signal": "_running", "id": name}``, then waits (up to ``seconds``) until
+    the test opens ``gate`` (puts the key ``gate:<gate>``); returns ``name``."""
+    append_line({'signal': '_running', 'id': name})
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not q.storage.has_data_for_key('gate:' + gate):
+        time.sleep(0.02)
+    return name
