@@ -194,7 +194,7 @@ class RedisStorage(Storage):
     @_mapped('wait for work')
     def wait_for_work(self, timeout: float) -> None:
         if timeout > 0:
-            self._client.blpop([self._wake], timeout=self._blocking_cap(timeout))
+            self._blpop(self._wake, timeout)
 
     @_mapped('count messages')
     def queue_size(self) -> int:
@@ -281,10 +281,17 @@ class RedisStorage(Storage):
         if self._wait(keys=[self._value_key(key), self._prefix + 'w:' + key],
                       args=[int(timeout * 1000) + 1000], client=self._client):
             return True
-        if self._client.blpop([self._prefix + 'n:' + key],
-                              timeout=self._blocking_cap(timeout)):
+        if self._blpop(self._prefix + 'n:' + key, timeout):
             return True
         return self._client.exists(self._value_key(key)) > 0
+
+    def _blpop(self, key: str, timeout: float) -> bool:
+        """BLPOP one token; a socket timeout (the server's own timeout is coarse, about
+        100 ms) counts as an early return, which every waiter allows."""
+        try:
+            return bool(self._client.blpop([key], timeout=self._blocking_cap(timeout)))
+        except redis.TimeoutError:
+            return False
 
     @_mapped('count values')
     def result_store_size(self) -> int:
