@@ -95,24 +95,25 @@ def chart(figures: Sequence[Figure], path: str) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    panels: list[tuple[str, list[tuple[str, Figure | None]], bool]] = [
-        ('throughput (tasks/s, higher is better)', [
+    huey = 'Huey %s' % HUEY_VERSION
+    panels: list[tuple[str, list[tuple[str, Figure | None]], bool, str]] = [
+        ('throughput (tasks/s, log, higher is better)', [
             ('drain', _pick(figures, '1 drain', '')),
             ('bus on', _pick(figures, '2 bus cost', '')),
             ('slow sub', _pick(figures, '3 slow sub', '')),
             ('enqueue', _pick(figures, '4 enqueue', '')),
-            ('map', _pick(figures, '4 enqueue', '.map() of'))], False),
+            ('map', _pick(figures, '4 enqueue', '.map() of'))], True,
+         huey + ' (bus on: bus off; slow sub: no subscriber)'),
         ('enqueue -> result latency (ms, log, lower is better)', [
             ('p50', _pick(figures, '5 latency', 'enqueue -> blocking get, p50')),
-            ('p99', _pick(figures, '5 latency', 'enqueue -> blocking get, p99'))], True),
+            ('p99', _pick(figures, '5 latency', 'enqueue -> blocking get, p99'))], True, huey),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(11, 4))
-    for axis, (title, items, log_scale) in zip(axes, panels):
+    for axis, (title, items, log_scale, ref_label) in zip(axes, panels):
         items = [(label, f) for label, f in items if f is not None]
         xs = range(len(items))
         axis.bar([x - 0.2 for x in xs], [f.ours for _, f in items], 0.4, label='queue_core')
-        axis.bar([x + 0.2 for x in xs], [f.ref or 0 for _, f in items], 0.4,
-                 label='Huey %s / bus off' % HUEY_VERSION)
+        axis.bar([x + 0.2 for x in xs], [f.ref or 0 for _, f in items], 0.4, label=ref_label)
         axis.set_xticks(list(xs))
         axis.set_xticklabels([label for label, _ in items])
         axis.set_title(title, fontsize=10)
