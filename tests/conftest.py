@@ -6,7 +6,10 @@ import sys
 
 import pytest
 
+# The repository root first: tests/queue_core (a folder of tests) must never shadow the
+# queue_core package, whichever way pytest was started.
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from helpers import RedisServer  # noqa: E402
 
