@@ -125,3 +125,21 @@ def test_two_consumers_enqueue_a_periodic_task_once_per_minute(run):
     enqueues = [r for r in run.rows() if r['name'] == 'every_minute' and r['signal'] == E]
     assert {r['source'] for r in enqueues} == {'scheduler'}
     assert quiet.pid not in {r['pid'] for r in enqueues}
+
+
+def test_workers_that_die_at_start_are_restarted_with_a_pause_not_a_fork_loop(run):
+    consumer = run.consumer('-w', '1', '--lease', '2', env={'QUEUE_CRASH_ON_START': '1'})
+
+    def startups():
+        return [r['pid'] for r in run.rows() if r['signal'] == '_startup']
+
+    wait_until(lambda: len(startups()) >= 4, 20, message='restarts\n' + run.logs())
+    assert len(set(startups())) == len(startups())  # each one a new process
+    assert 'died (exit status 3)' in consumer.log()
+    assert consumer.proc is not None and consumer.proc.poll() is None
+    stop(consumer)
+    # Pauses of at least 0.2, 0.4 and 0.8 s separate the first four starts.
+    starts = [datetime.datetime.strptime(line[:23], '%Y-%m-%d %H:%M:%S,%f')
+              for line in consumer.log().splitlines()
+              if 'queue_core.consumer: worker' in line and line.endswith(' started')]
+    assert (starts[3] - starts[0]).total_seconds() >= 1.4

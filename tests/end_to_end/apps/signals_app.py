@@ -164,3 +164,10 @@ def gated(gate, name, seconds=60.0):
     while time.monotonic() < deadline and not q.storage.has_data_for_key('gate:' + gate):
         time.sleep(0.02)
     return name
+
+
+if os.environ.get('QUEUE_CRASH_ON_START') == '1':
+    @q.on_startup()
+    def crash_on_start():
+        """Every worker dies as it starts (only when ``QUEUE_CRASH_ON_START=1``)."""
+        raise SystemExit(3)
