@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Any
 
+from ..exceptions import ConfigurationError
+
 logger = logging.getLogger('queue_core.consumer')
 
 
@@ -24,6 +26,23 @@ def broker_config(ingest: str | None) -> Any:
         return BrokerConfig()
     return BrokerConfig(ingest=ingest, publish=neighbour_endpoint(ingest, 1),
                         control=neighbour_endpoint(ingest, 2))
+
+
+def check_bus(bus: str | None, broker: bool) -> None:
+    """Raise ``ConfigurationError`` unless ``--bus``/``--broker`` can work."""
+    try:
+        from signal_bus.config import BusConfig
+        from signal_bus.exceptions import BusError
+    except ImportError as exc:
+        raise ConfigurationError('--bus and --broker need the signal_bus package: %s'
+                                 % exc) from exc
+    try:
+        if bus:
+            BusConfig.coerce(bus)
+        if broker:
+            broker_config(bus)
+    except BusError as exc:
+        raise ConfigurationError('bad --bus endpoint %r: %s' % (bus, exc)) from exc
 
 
 def default_ingest() -> str:

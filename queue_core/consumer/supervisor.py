@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ..exceptions import ConfigurationError, StorageError
 from ..storage.memory import MemoryStorage
-from .broker_host import EmbeddedBroker, default_ingest
+from .broker_host import EmbeddedBroker, check_bus, default_ingest
 from .config import WORKER_PROCESS, ConsumerConfig
 from .pool import ProcessHandle, ThreadHandle
 from .process import SharedFlags, close_queue
@@ -63,6 +63,8 @@ class Supervisor:
             raise ConfigurationError('memory:// storage cannot be shared between processes; '
                                      'use sqlite:/// or redis:// storage, or thread workers '
                                      '(-k thread)')
+        if self.config.bus or self.config.broker:
+            check_bus(self.config.bus, self.config.broker)
 
     def _prepare(self) -> None:
         self.queue.requeue_interrupted = self.config.requeue_interrupted
@@ -107,12 +109,12 @@ class Supervisor:
     def run(self) -> int:
         """Start everything, supervise until stopped, clean up; return the exit status."""
         self.check()
-        self._prepare()
-        self._install_signals()
-        logger.info('consumer started: %d %s worker(s), lease %ss, storage %s',
-                    self.config.workers, self.config.worker_type, self.config.lease,
-                    type(self.queue.storage).__name__)
         try:
+            self._prepare()
+            self._install_signals()
+            logger.info('consumer started: %d %s worker(s), lease %ss, storage %s',
+                        self.config.workers, self.config.worker_type, self.config.lease,
+                        type(self.queue.storage).__name__)
             self._sweep()
             for _ in range(self.config.workers):
                 self._start_worker()

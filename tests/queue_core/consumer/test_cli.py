@@ -107,3 +107,19 @@ def test_bad_config_values_raise_configuration_error():
         ConsumerConfig(workers=0)
     with pytest.raises(ConfigurationError, match='worker type'):
         ConsumerConfig(worker_type='fiber')
+
+
+@pytest.mark.parametrize('bus_args, message', [
+    (['--bus', 'nonsense'], "bad --bus endpoint 'nonsense'"),
+    (['--broker', '--bus', 'ipc:///tmp/no-port'], 'cannot derive a port'),
+])
+def test_a_bad_bus_endpoint_exits_2_before_anything_starts(tmp_path, monkeypatch, capsys,
+                                                           bus_args, message):
+    (tmp_path / 'bus_app_for_cli.py').write_text(
+        'from queue_core import TaskQueue\nq = TaskQueue("bus", storage="memory://")\n')
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert main(['bus_app_for_cli.q', '-k', 'thread', *bus_args]) == 2
+    finally:
+        sys.modules.pop('bus_app_for_cli', None)
+    assert message in capsys.readouterr().err
