@@ -131,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigurationError as exc:
             print('queue-consumer: error: %s' % exc, file=sys.stderr)
             return EXIT_USAGE
+        except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
+            logging.getLogger('queue_core.consumer').info('interrupted while starting')
+            return EXIT_OK
     finally:
         logging.getLogger('queue_core').removeHandler(handler)
         handler.close()
