@@ -388,3 +388,48 @@ def test_claimed_task_skips_revocation_lookups_only_while_none_is_live(storage_u
     assert not doomed.restore()  # a handle's revoke() is revoke-once: consumed above
     assert q.storage.incr('revocations', 0) == 0
     q.flush()
+
+
+def test_hand_off_stores_each_result_with_the_next_claim_and_keeps_the_guarantees(storage_url):
+    q = TaskQueue('handoff', storage=storage_url)
+    rec = SignalRecorder(q)
+    readable_at_complete, in_flight_at_complete = [], []
+
+    @q.task()
+    def double(n):
+        return n * 2
+
+    @q.signal(SIGNAL_COMPLETE)
+    def check(signal, task):
+        readable_at_complete.append(q.result(task.id, preserve=True))
+        in_flight_at_complete.append(task.id in {row['id'] for row in q.in_flight()})
+
+    handles = [double(n) for n in range(3)]
+    token = None
+    with q.handing_off():
+        while (claimed := q.claim('w', release=token)) is not None:
+            task, token = claimed
+            q.execute(task)
+            if task.args == (0,):
+                assert rec.signals(task.id) == ['enqueued', 'executing']  # held
+    assert q.in_flight() == []
+    assert readable_at_complete == [0, 2, 4]
+    assert in_flight_at_complete == [True, True, True]  # recoverable until COMPLETE is out
+    assert [h.get() for h in handles] == [0, 2, 4]
+    for handle in handles:
+        assert rec.signals(handle.id) == ['enqueued', 'executing', 'complete']
+    q.flush()
+
+
+def test_leaving_hand_off_settles_the_last_result(q):
+    @q.task()
+    def one():
+        return 1
+
+    res = one()
+    with q.handing_off():
+        task, token = q.claim('w')
+        q.execute(task)
+        assert q.result_count() == 0
+    q.settle(release=token)
+    assert res.get() == 1 and q.in_flight() == []
