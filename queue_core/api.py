@@ -415,11 +415,10 @@ class TaskQueue:
         """Pop the next task and record it in flight for ``owner``; ``(task, token)``.
 
         ``release`` is the token of the claimer's previous, finished task: its record is
-        dropped in the same storage round trip (also when the queue is empty). Inside
-        ``handing_off()`` the same round trip also stores the previous task's result
-        (see ``hand_off``)."""
+        dropped in the same storage round trip (also when the queue is empty)."""
         while True:
-            record = self._claim_once(owner, lease, release)
+            record = self.storage.claim(owner, time.time() + lease, release=release,
+                                        counter=REVOCATIONS_COUNTER)
             if record is None:
                 return None
             task = self._decode(record.data)
@@ -428,71 +427,6 @@ class TaskQueue:
                 task.revocations_seen = record.counter
                 return task, record.token
             release = record.token
-
-    def _claim_once(self, owner: str, lease: float, release: str | None) -> InFlight | None:
-        state = self._handoff()
-        held, store, new_deferred = state.held, None, None
-        if held is not None:
-            # Its record is dropped only after its COMPLETE is out (by the next claim).
-            task, _, data = held
-            store = (task.id, data, self.result_ttl)
-            release, new_deferred = state.deferred, release
-        elif state.deferred is not None:
-            self.storage.release(state.deferred)
-            state.deferred = None
-        record = self.storage.claim(owner, time.time() + lease, release=release,
-                                    counter=REVOCATIONS_COUNTER, store=store)
-        state.held, state.deferred = None, new_deferred
-        if held is not None:
-            self._executor.finish_completed(held[0], held[1])
-            if record is None:
-                self.settle()
-        return record
-
-    def _handoff(self) -> '_Handoff':
-        state = getattr(self._context, 'handoff', None)
-        if state is None:
-            state = self._context.handoff = _Handoff()
-        return state
-
-    @contextlib.contextmanager
-    def handing_off(self) -> Iterator[None]:
-        """Within the block (a worker's loop, in this thread), a successful task's result
-        is stored by the next ``claim`` in the same round trip, and its ``COMPLETE`` (with
-        post-execute hooks, next pipeline step, chord accounting) follows that claim: one
-        storage round trip per task. Its in-flight record is dropped only after that, so a
-        worker dying in between leaves a record to recover. Leaving the block settles."""
-        state = self._handoff()
-        state.enabled = True
-        try:
-            yield
-        finally:
-            state.enabled = False
-            self.settle()
-
-    def hand_off(self, task: Task, value: Any, data: bytes) -> bool:
-        """Hold a success's encoded result for the next claim; False outside
-        ``handing_off()`` (the caller then stores it at once)."""
-        state = self._handoff()
-        if not state.enabled:
-            return False
-        self.settle()
-        state.held = (task, value, data)
-        return True
-
-    def settle(self, release: str | None = None) -> None:
-        """Store a held result and finish its task, then drop the deferred in-flight
-        record and ``release`` (a worker calls this before it stops)."""
-        state = self._handoff()
-        if state.held is not None:
-            task, value, data = state.held
-            self.storage.put_data(task.id, data, ttl=self.result_ttl)
-            state.held = None
-            self._executor.finish_completed(task, value)
-        for token in (state.deferred, release):
-            if token is not None:
-                self.storage.release(token)
-        state.deferred = None
 
     def release(self, token: str) -> None:
         """Drop an in-flight record once its task reached a final state (or was handed on)."""
@@ -682,16 +616,6 @@ class TaskQueue:
                 except Exception:
                     logger.exception('closing signal sink %r failed', sink)
         self.storage.close()
-
-
-class _Handoff:
-    """One thread's hand-off state: a success whose result waits for the next claim,
-    and the in-flight token to drop once its COMPLETE is out."""
-
-    def __init__(self) -> None:
-        self.enabled = False
-        self.held: tuple[Task, Any, bytes] | None = None
-        self.deferred: str | None = None
 
 
 def _culprit(serializer: Any, task: Task, exc: SerializationError) -> str:

@@ -103,21 +103,11 @@ class Executor:
         q = self.queue
         if q.results and not task.periodic and (value is not None or q.store_none):
             try:
-                data = q.serializer.serialize(value)
+                q.put_result(task.id, value)
             except SerializationError as exc:
                 logger.error('%s returned a value that cannot be stored: %s', task, exc)
                 self._failed(task, exc, S.SIGNAL_ERROR, timestamp, store_each=True)
                 return None
-            if q.hand_off(task, value, data):
-                return value  # the worker's next claim stores it, then finish_completed runs
-            q.storage.put_data(task.id, data, ttl=q.result_ttl)
-        self.finish_completed(task, value)
-        return value
-
-    def finish_completed(self, task: 'Task', value: Any) -> None:
-        """After a success's result is readable: post-execute hooks, ``COMPLETE``, the
-        next pipeline step, chord accounting."""
-        q = self.queue
         q.post_execute_hooks.run_isolated(task, value, None)
         q.emit(S.SIGNAL_COMPLETE, task, final=True)
         if task.on_complete is not None:
@@ -125,6 +115,7 @@ class Executor:
             step.extend_data(value)
             q.enqueue(step)
         settle_chord(q, task, value)
+        return value
 
     def _failed(self, task: 'Task', exc: BaseException, signal: str,
                 timestamp: datetime.datetime, store_each: bool) -> None:
