@@ -59,15 +59,13 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def claim(self, owner: str, lease_until: float, release: str | None = None,
-              counter: str | None = None,
-              store: tuple[str, bytes, float | None] | None = None) -> InFlight | None:
+              counter: str | None = None) -> InFlight | None:
         """Pop the first message and record it in flight for ``owner``, in one atomic step.
 
-        Riding on the same round trip: ``store`` is a ``(key, value, ttl)`` written first,
-        exactly as ``put_data`` would (waking its readers); ``release`` names an in-flight
-        record to drop first (the claimer's earlier task); ``counter`` names a counter whose
-        current value (0 when absent) comes back in the record's ``counter`` field. The
-        store and the release happen even when the queue is empty.
+        ``release`` names an in-flight record to drop first (the claimer's previous task),
+        and ``counter`` a counter whose current value (0 when absent) comes back in the
+        record's ``counter`` field: both ride on the same round trip. The release happens
+        even when the queue is empty.
         """
 
     @abc.abstractmethod

@@ -48,11 +48,8 @@ class MemoryStorage(Storage):
             return heapq.heappop(self._queue)[2]
 
     def claim(self, owner: str, lease_until: float, release: str | None = None,
-              counter: str | None = None,
-              store: tuple[str, bytes, float | None] | None = None) -> InFlight | None:
+              counter: str | None = None) -> InFlight | None:
         with self._cond:
-            if store is not None:
-                self.put_data(*store)
             if release is not None:
                 self._in_flight.pop(release, None)
             if not self._queue:

@@ -176,17 +176,12 @@ class RedisStorage(Storage):
 
     @_mapped('claim a message')
     def claim(self, owner: str, lease_until: float, release: str | None = None,
-              counter: str | None = None,
-              store: tuple[str, bytes, float | None] | None = None) -> InFlight | None:
+              counter: str | None = None) -> InFlight | None:
         token = uuid.uuid4().hex
-        keys = [self._queue] + self._in_flight_keys
-        keys.append(self._counter_key(counter) if counter is not None else '')
-        args = [token, owner, repr(float(lease_until)), release or '']
-        if store is not None:
-            key, value, ttl = store
-            keys += self._store_keys(key)
-            args += [key, value, _ms(ttl)]
-        reply = self._claim(keys=keys, args=args, client=self._client)
+        counter_key = self._counter_key(counter) if counter is not None else ''
+        reply = self._claim(keys=[self._queue] + self._in_flight_keys + [counter_key],
+                            args=[token, owner, repr(float(lease_until)), release or ''],
+                            client=self._client)
         if reply is None:
             return None
         data, value = reply
@@ -242,14 +237,10 @@ class RedisStorage(Storage):
         return self._prefix + 'r:' + key
 
     def _store(self, key: str, value: bytes, ttl: float | None, only_if_empty: bool) -> bool:
-        return bool(self._put(keys=self._store_keys(key),
+        return bool(self._put(keys=[self._value_key(key), self._results,
+                                    self._prefix + 'w:' + key, self._prefix + 'n:' + key],
                               args=[key, value, _ms(ttl), '1' if only_if_empty else ''],
                               client=self._client))
-
-    def _store_keys(self, key: str) -> list[str]:
-        """The keys the STORE step touches: value, results index, waiter count, notify."""
-        return [self._value_key(key), self._results, self._prefix + 'w:' + key,
-                self._prefix + 'n:' + key]
 
     @_mapped('store a value')
     def put_data(self, key: str, value: bytes, ttl: float | None = None) -> None:

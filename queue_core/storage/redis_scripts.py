@@ -12,29 +12,6 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 """
 
-# Stores a value: the value key, the results index, and one token on the notify list for
-# each reader registered by WAIT. Used by PUT and by CLAIM (which stores a finished task's
-# result on its way). Expects `now`; defines store(value key, index, waiters, notify,
-# key, value, ttl ms or '', nx) returning whether it stored.
-STORE = SERVER_NOW_MS + """
-local function store(vkey, index, waiters, notify, key, value, ttl_ms, nx)
-  local ttl = tonumber(ttl_ms)
-  local set = {'SET', vkey, value}
-  if ttl then set[#set + 1] = 'PX'; set[#set + 1] = ttl_ms end
-  if nx then set[#set + 1] = 'NX' end
-  if not redis.call(unpack(set)) then return false end
-  redis.call('ZADD', index, ttl and (now + ttl) or '+inf', key)
-  if ttl then redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. now) end
-  local waiting = tonumber(redis.call('GET', waiters) or '0')
-  if waiting > 0 then
-    for i = 1, waiting do redis.call('RPUSH', notify, '1') end
-    redis.call('PEXPIRE', notify, 60000)
-    redis.call('DEL', waiters)
-  end
-  return true
-end
-"""
-
 # KEYS queue, seq, wake. ARGV wake cap, then (score, message) pairs.
 ENQUEUE = """
 local n = (#ARGV - 1) / 2
@@ -50,15 +27,10 @@ redis.call('LTRIM', KEYS[3], 0, cap - 1)
 return n
 """
 
-# KEYS queue, inflight, owners, leases, counter ('' = none),
-#      then, to store a value first: value key, results index, waiter count, notify list.
-# ARGV token, owner, lease_until, token to release first ('' = none),
-#      then, to store a value first: key, value, ttl ms ('' = none).
+# KEYS queue, inflight, owners, leases, counter ('' = none).
+# ARGV token, owner, lease_until, token to release first ('' = none).
 # Returns false, or {message, counter value}.
-CLAIM = STORE + """
-if #KEYS > 5 then
-  store(KEYS[6], KEYS[7], KEYS[8], KEYS[9], ARGV[5], ARGV[6], ARGV[7], false)
-end
+CLAIM = """
 if ARGV[4] ~= '' then
   redis.call('HDEL', KEYS[2], ARGV[4])
   redis.call('HDEL', KEYS[3], ARGV[4])
@@ -90,10 +62,22 @@ return due
 
 # KEYS value key, results index, waiter count, notify list.
 # ARGV key, value, ttl ms ('' = none), '1' = NX.
-PUT = STORE + """
-if store(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1')
-then return 1 end
-return 0
+# Wakes every reader registered by WAIT (one token each on the notify list).
+PUT = SERVER_NOW_MS + """
+local ttl = tonumber(ARGV[3])
+local set = {'SET', KEYS[1], ARGV[2]}
+if ttl then set[#set + 1] = 'PX'; set[#set + 1] = ARGV[3] end
+if ARGV[4] == '1' then set[#set + 1] = 'NX' end
+if not redis.call(unpack(set)) then return 0 end
+redis.call('ZADD', KEYS[2], ttl and (now + ttl) or '+inf', ARGV[1])
+if ttl then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now) end
+local waiting = tonumber(redis.call('GET', KEYS[3]) or '0')
+if waiting > 0 then
+  for i = 1, waiting do redis.call('RPUSH', KEYS[4], '1') end
+  redis.call('PEXPIRE', KEYS[4], 60000)
+  redis.call('DEL', KEYS[3])
+end
+return 1
 """
 
 # KEYS value key, waiter count. ARGV registration ttl ms.

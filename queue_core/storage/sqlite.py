@@ -262,14 +262,8 @@ class SqliteStorage(Storage):
             return self._pop_first(cur)
 
     def claim(self, owner: str, lease_until: float, release: str | None = None,
-              counter: str | None = None,
-              store: tuple[str, bytes, float | None] | None = None) -> InFlight | None:
+              counter: str | None = None) -> InFlight | None:
         with self._write('claim a message') as cur:
-            if store is not None:
-                key, value, ttl = store
-                cur.execute('INSERT OR REPLACE INTO {kv} (key, value, expires) VALUES '
-                            '(?, ?, ?)'.format(**self._t),
-                            (key, value, time.time() + ttl if ttl else None))
             if release is not None:
                 cur.execute('DELETE FROM {in_flight} WHERE token = ?'.format(**self._t),
                             (release,))

@@ -455,16 +455,3 @@ def test_every_reader_waiting_for_one_key_is_woken(storage):
     for thread in threads:
         thread.join(30)
     assert woke == [True, True, True]
-
-
-def test_claim_stores_a_value_first_and_wakes_its_reader(storage):
-    woke = []
-    reader = threading.Thread(target=lambda: woke.append(storage.wait_for_data('res', 20)))
-    reader.start()
-    wait_until_blocked(storage, 'data', 'res')
-    assert storage.claim('w', 1e12, store=('res', b'42', None)) is None
-    reader.join(30)
-    assert woke == [True] and storage.pop_data('res') == b'42'
-    storage.enqueue(b'job', 0)
-    record = storage.claim('w', 1e12, store=('res2', b'7', 60))
-    assert record.data == b'job' and storage.peek_data('res2') == b'7'
