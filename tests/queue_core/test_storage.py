@@ -455,3 +455,20 @@ def test_every_reader_waiting_for_one_key_is_woken(storage):
     for thread in threads:
         thread.join(30)
     assert woke == [True, True, True]
+
+
+def test_redis_connections_of_finished_threads_are_closed(redis_url):
+    store = storage_from_url(redis_url, 'test')
+    client = store._client
+
+    def connected() -> int:
+        gc.collect()
+        return client.info('clients')['connected_clients']
+
+    before = connected()
+    for _ in range(5):
+        thread = threading.Thread(target=store.put_data, args=('k', b'v'))
+        thread.start()
+        thread.join()
+    wait_until(lambda: connected() <= before + 1, message='per-thread connections to close')
+    store.close()
