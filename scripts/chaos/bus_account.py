@@ -26,6 +26,8 @@ class Inputs:
     injections: list[dict[str, Any]]
     final_epoch: int | None
     final_last_seq: int
+    #: Events the flood publishers dropped themselves (each one a hole in their pseq).
+    flood_dropped: int = 0
 
 
 @dataclass
@@ -56,7 +58,18 @@ def account_bus(inputs: Inputs, index: int) -> BusAccount:
             account.reported_seq += int(loss['count'])
     _check_numbered(inputs, log, others, account)
     _check_unnumbered_finals(inputs, log, others, account)
+    _check_publisher_drops(inputs, account)
     return account
+
+
+def _check_publisher_drops(inputs: Inputs, account: BusAccount) -> None:
+    """Every event a flood publisher dropped (it counts them) must reach the subscriber
+    as a reported publisher loss (``_loss``)."""
+    missing = inputs.flood_dropped - account.reported_publisher
+    if missing > 0:
+        account.missing_unreported += missing
+        account.examples.append('%d events dropped by flood publishers, %d reported'
+                                % (inputs.flood_dropped, account.reported_publisher))
 
 
 def _miss(account: BusAccount, covered: bool, what: str) -> None:

@@ -36,24 +36,36 @@ def say(text: str) -> None:
     print('chaos: %s' % text, file=sys.stderr, flush=True)
 
 
-def inject(rig: Rig, settings: Settings, min_count: int) -> list[dict[str, Any]]:
-    """Inject faults until ``settings.seconds`` pass (and at least ``min_count`` ran)."""
+def inject(rig: Rig, settings: Settings, workload: Workload,
+           min_count: int) -> list[dict[str, Any]]:
+    """Inject faults until ``settings.seconds`` pass (and at least ``min_count`` ran).
+    A fault counts as survived when what it broke came back and a fresh task then ran
+    to completion (the probe). Each is recorded in ``injections.jsonl``."""
     rng = random.Random(settings.seed * 7919 + 1)
     deadline = time.monotonic() + settings.seconds
     records: list[dict[str, Any]] = []
+    log = open(os.path.join(rig.workdir, 'injections.jsonl'), 'a', buffering=1)
     for name in plan(settings.seed, settings.max_injections):
         if time.monotonic() >= deadline and len(records) >= min_count:
             break
+        down = rig.ensure_up()
+        if down:
+            say('restarted what was down before the next fault: %s' % ', '.join(down))
         t0 = time.time()
         try:
             ok, detail = INJECTORS[name](rig, rng)
         except Exception as exc:  # a fault that could not be injected is reported, not fatal
             ok, detail = False, {'error': '%s: %s' % (type(exc).__name__, exc)}
+        if not workload.probe(60):
+            ok, detail['probe'] = False, 'no task completed within 60 s after the fault (%s)' % (
+                workload.probe_errors[-1:] or 'enqueue kept failing')
         records.append({'name': name, 't0': t0, 't1': time.time(), 'ok': ok,
                         'detail': detail})
+        log.write(json.dumps(records[-1]) + '\n')
         say('%-18s %s %s' % (name, 'ok ' if ok else 'FAILED', json.dumps(detail)))
         pause = rng.uniform(*settings.gap)
         time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+    log.close()
     return records
 
 
@@ -81,16 +93,7 @@ def drain(rig: Rig, app: Any, ids: list[str], timeout: float) -> bool:
 
 def catch_up(rig: Rig, timeout: float) -> dict[str, Any] | None:
     """Wait until both subscribers logged the broker's last event; its final stats."""
-    def caught_up() -> dict[str, Any] | None:
-        stats = rig.broker.stats()
-        if stats is None:
-            return None
-        for sub in rig.subs:
-            log = SubscriberLog.from_rows(sub.label, read_jsonl(sub.events_path))
-            if max(log.seqs(stats['epoch']), default=0) < stats['last_seq']:
-                return None
-        return stats
-    return wait_for(caught_up, timeout, interval=0.5) or rig.broker.stats()
+    return wait_for(rig.caught_up, timeout, interval=0.5) or rig.broker.stats()
 
 
 def stop_all(rig: Rig) -> None:
@@ -111,6 +114,8 @@ def collect(rig: Rig, app: Any, workload: Workload, injections: list[dict[str, A
                   logs=[SubscriberLog.from_rows(sub.label, read_jsonl(sub.events_path))
                         for sub in rig.subs],
                   storage=read_storage(app.queue, ids), injections=injections,
+                  flood_dropped=sum(inj['detail'].get('dropped', 0) for inj in injections
+                                    if inj['name'] == 'flood'),
                   final_epoch=final['epoch'] if final else None,
                   final_last_seq=int(final['last_seq']) if final else 0)
 
@@ -130,10 +135,10 @@ def run(settings: Settings, workdir: str, min_injections: int = 0) -> Result:
         workload = Workload(app, settings.rate, random.Random(settings.seed),
                             os.path.join(workdir, 'enqueued.jsonl'))
         workload.start()
-        injections = inject(rig, settings, min_injections)
+        injections = inject(rig, settings, workload, min_injections)
         workload.stop()
         say('injections over; draining (restarted: %s)' % (rig.ensure_up() or 'nothing'))
-        ids = [row['id'] for row in workload.enqueued + workload.failed]
+        ids = [row['id'] for row in workload.enqueued]
         if not drain(rig, app, ids, settings.drain_timeout):
             say('the queue did not drain within %.0fs' % settings.drain_timeout)
         final = catch_up(rig, 30)

@@ -25,6 +25,24 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
     return rows
 
 
+def read_tail(path: str, size: int = 256 * 1024) -> list[dict[str, Any]]:
+    """The whole JSON lines among the last ``size`` bytes of ``path``."""
+    try:
+        with open(path, 'rb') as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - size))
+            lines = handle.read().split(b'\n')[1:]
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
 @dataclass
 class SubscriberLog:
     """One subscriber's log, indexed."""

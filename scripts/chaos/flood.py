@@ -14,7 +14,10 @@ import sys
 import time
 from typing import Sequence
 
-from signal_bus import Publisher
+from signal_bus import BusConfig, Publisher
+
+#: Small queues, as on a busy publisher: what the broker cannot take in time is dropped.
+BUFFER = 1000
 
 
 class FloodTask:
@@ -37,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--ingest', required=True)
     parser.add_argument('--count', type=int, required=True)
     args = parser.parse_args(argv)
-    publisher = Publisher(args.ingest)
+    publisher = Publisher(BusConfig(ingest=args.ingest, buffer_size=BUFFER, send_hwm=BUFFER))
     task = FloodTask('flood')
     for index in range(args.count):
         task.id = 'flood-%d' % index

@@ -139,7 +139,10 @@ def flood(rig: Rig, rng: random.Random) -> Outcome:
         counts = json.loads(lines[-1])
         published += counts['published']
         dropped += counts['dropped']
-    return ok, {'published': published, 'dropped': dropped}
+    # Done once the subscribers have what the broker released (and its loss reports),
+    # so that the next fault does not cut the flood's consequences short.
+    settled = bool(wait_for(rig.caught_up, 60, interval=0.5))
+    return ok and settled, {'published': published, 'dropped': dropped}
 
 
 INJECTORS: dict[str, Callable[[Rig, random.Random], Outcome]] = {

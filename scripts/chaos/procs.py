@@ -279,10 +279,17 @@ class ConsumerProc(Child):
         except FileNotFoundError:
             return ''
 
-    def start_ready(self, workers: int, timeout: float = 20.0) -> bool:
-        """Start and wait until the supervisor runs its workers."""
-        before = self.started_count()
-        self.start()
-        return bool(wait_for(lambda: (self.started_count() > before
-                                      and len(self.children()) >= workers)
-                             or not self.alive(), timeout)) and self.alive()
+    def start_ready(self, workers: int, timeout: float = 30.0) -> bool:
+        """Start and wait until the supervisor runs its workers; a consumer that exits at
+        once (say, its app failed to import) is started again until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = self.started_count()
+            self.start()
+            if wait_for(lambda: (self.started_count() > before
+                                 and len(self.children()) >= workers)
+                        or not self.alive(), deadline - time.monotonic()) and self.alive():
+                return True
+            self.kill()
+            time.sleep(1.0)
+        return False

@@ -4,6 +4,7 @@ The rules, and why they prove the claim, are in docs/chaos.md ("What is counted"
 """
 from __future__ import annotations
 
+import datetime
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ class Result:
     faults: dict[str, tuple[int, int]]
     vanished: list[str]
     unexplained_duplicates: list[str]
+    #: One line per vanished task: its kind, last event and the faults just before it.
+    diagnosis: list[str] = field(default_factory=list)
 
     @property
     def unreported(self) -> int:
@@ -122,10 +125,29 @@ def fault_figures(injections: list[dict[str, Any]]) -> dict[str, tuple[int, int]
     return {name: (a, b) for name, (a, b) in sorted(figures.items())}
 
 
+def _clock(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime('%H:%M:%S.%f')[:-3]
+
+
+def diagnose(inputs: Inputs, task_id: str) -> str:
+    """What is known of a vanished task: kind, last event, storage, faults around it."""
+    kind = next((row['kind'] for row in inputs.enqueued if row['id'] == task_id), '?')
+    events = sorted((row for log in inputs.logs for row in log.events.values()
+                     if row['id'] == task_id), key=lambda row: row.get('ts') or 0)
+    last = events[-1] if events else None
+    seen = ('last event %s at %s' % (last['sig'], _clock(last['ts']))) if last else 'no event'
+    around = [inj for inj in inputs.injections if last is not None
+              and last['ts'] - 2 <= inj['t1'] and inj['t0'] <= last['ts'] + 10]
+    faults = ', '.join('%s %s-%s' % (inj['name'], _clock(inj['t0']), _clock(inj['t1']))
+                       for inj in around) or 'none'
+    return '%s (%s): %s; stored: %s; faults around it: %s' % (
+        task_id, kind, seen, inputs.storage.outcome.get(task_id, 'nothing'), faults)
+
+
 def reconcile(inputs: Inputs) -> Result:
     """The whole accounting."""
     tasks, vanished = task_figures(inputs)
     executions, unexplained = execution_figures(inputs)
     bus = [account_bus(inputs, index) for index in range(len(inputs.logs))]
     return Result(tasks, executions, bus, fault_figures(inputs.injections), vanished,
-                  unexplained)
+                  unexplained, [diagnose(inputs, task_id) for task_id in vanished])

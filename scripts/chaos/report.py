@@ -38,8 +38,8 @@ def table(result: Result, header: str) -> str:
     for account in result.bus:
         for example in account.examples:
             lines.append('  unreported on subscriber %s: %s' % (account.label, example))
-    for task_id in result.vanished[:10]:
-        lines.append('  vanished: %s' % task_id)
+    for line in result.diagnosis[:20]:
+        lines.append('  vanished: %s' % line)
     for task_id in result.unexplained_duplicates[:10]:
         lines.append('  ran twice without INTERRUPTED: %s' % task_id)
     return '\n'.join(lines)

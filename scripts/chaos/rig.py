@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
+from .evidence import read_tail
 from .procs import (BrokerProc, Children, ConsumerProc, RedisProc, SubscriberProc,
                     child_env)
 
@@ -82,3 +84,15 @@ class Rig:
             self.consumer.start_ready(self.settings.workers)
             restarted.append('queue-consumer')
         return restarted
+
+    def caught_up(self) -> dict[str, Any] | None:
+        """The broker's stats if both subscribers logged its last event, else ``None``."""
+        stats = self.broker.stats()
+        if stats is None:
+            return None
+        for sub in self.subs:
+            seqs = [row['seq'] for row in read_tail(sub.events_path)
+                    if row.get('k') == 'e' and row['ep'] == stats['epoch']]
+            if max(seqs, default=0) < stats['last_seq']:
+                return None
+        return stats

@@ -32,6 +32,7 @@ class Workload:
         self.path = path
         self.enqueued: list[dict[str, Any]] = []
         self.failed: list[dict[str, Any]] = []
+        self.probe_errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name='chaos-workload', daemon=True)
         self._lock = threading.Lock()
@@ -75,20 +76,50 @@ class Workload:
     def _one(self, log: Any) -> None:
         kind = self._pick()
         task_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-        call = self._call(kind, task_id)
+        self._enqueue(kind, task_id, self._call(kind, task_id), log)
+
+    def _enqueue(self, kind: str, task_id: str, call: Callable[[], Any], log: Any) -> Any:
+        """Make the call; record the task as enqueued, or the call as failed."""
         row = {'id': task_id, 'kind': kind, 't': time.time()}
         try:
-            call()
+            handle = call()
         except StorageError as exc:
             row['error'] = str(exc)[:200]
             with self._lock:
                 self.failed.append(row)
             log.write(json.dumps(dict(row, k='failed')) + '\n')
-            return
+            log.flush()
+            return None
         with self._lock:
             self.enqueued.append(row)
         log.write(json.dumps(dict(row, k='enqueued')) + '\n')
         log.flush()
+        return handle
+
+    def probe(self, timeout: float) -> bool:
+        """Enqueue one task and wait for its result: whether the system works again."""
+        deadline = time.monotonic() + timeout
+        with open(self.path, 'a') as log:
+            while time.monotonic() < deadline:
+                task_id = str(uuid.uuid4())
+                handle = self._enqueue('probe', task_id,
+                                       lambda: self.app.ok(0, id=task_id), log)
+                if handle is not None:
+                    break
+                time.sleep(0.2)
+            else:
+                return False
+        while time.monotonic() < deadline:
+            try:
+                handle.get(blocking=True, timeout=deadline - time.monotonic(),
+                           preserve=True)
+                return True
+            except StorageError:
+                time.sleep(0.2)
+            except Exception as exc:   # ResultTimeout: not done in time
+                self.probe_errors.append('%s: %s' % (type(exc).__name__, exc))
+                return False
+        return False
 
     def counts(self) -> tuple[int, int]:
         """``(enqueued, failed)`` so far."""
