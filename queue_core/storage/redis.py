@@ -204,8 +204,7 @@ class RedisStorage(Storage):
         for data, priority in items:
             args += [-(priority or 0), data]
         if items:
-            self._enqueue(keys=[self._queue, self._seq, self._wake], args=args,
-                          client=self._client)
+            self._run_script(self._enqueue, [self._queue, self._seq, self._wake], args)
 
     @_mapped('dequeue a message')
     def dequeue(self) -> bytes | None:
@@ -249,13 +248,12 @@ class RedisStorage(Storage):
     # -- schedule --------------------------------------------------------------
     @_mapped('schedule a message')
     def add_to_schedule(self, data: bytes, ts: float) -> None:
-        self._add_schedule(keys=[self._schedule, self._seq], args=[repr(float(ts)), data],
-                           client=self._client)
+        self._run_script(self._add_schedule, [self._schedule, self._seq],
+                         [repr(float(ts)), data])
 
     @_mapped('read the schedule')
     def read_schedule(self, ts: float) -> list[bytes]:
-        due = self._read_schedule(keys=[self._schedule], args=[repr(float(ts))],
-                                  client=self._client)
+        due = self._run_script(self._read_schedule, [self._schedule], [repr(float(ts))])
         return [m[8:] for m in due]
 
     @_mapped('list the schedule')
@@ -298,8 +296,7 @@ class RedisStorage(Storage):
 
     @_mapped('pop a value')
     def pop_data(self, key: str) -> bytes | None:
-        return self._pop(keys=[self._value_key(key), self._results], args=[key],
-                         client=self._client)
+        return self._run_script(self._pop, [self._value_key(key), self._results], [key])
 
     @_mapped('delete a value')
     def delete_data(self, key: str) -> bool:
@@ -316,8 +313,8 @@ class RedisStorage(Storage):
     def wait_for_data(self, key: str, timeout: float) -> bool:
         # Register as a waiter (unless the value is already there), then block on this
         # key's notify list, which PUT fills with one token per registered waiter.
-        if self._wait(keys=[self._value_key(key), self._prefix + 'w:' + key],
-                      args=[int(timeout * 1000) + 1000], client=self._client):
+        if self._run_script(self._wait, [self._value_key(key), self._prefix + 'w:' + key],
+                            [int(timeout * 1000) + 1000]):
             return True
         if self._blpop(self._prefix + 'n:' + key, timeout):
             return True
@@ -333,12 +330,11 @@ class RedisStorage(Storage):
 
     @_mapped('count values')
     def result_store_size(self) -> int:
-        return int(self._result_count(keys=[self._results], client=self._client))
+        return int(self._run_script(self._result_count, [self._results], []))
 
     @_mapped('list values')
     def result_items(self) -> dict[str, bytes]:
-        flat = self._result_items(keys=[self._results], args=[self._value_key('')],
-                                  client=self._client)
+        flat = self._run_script(self._result_items, [self._results], [self._value_key('')])
         return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
 
     @_mapped('flush values')
@@ -349,8 +345,7 @@ class RedisStorage(Storage):
 
     @_mapped('increment a counter')
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
-        return int(self._incr(keys=[self._counter_key(key)], args=[amount, _ms(ttl)],
-                              client=self._client))
+        return int(self._run_script(self._incr, [self._counter_key(key)], [amount, _ms(ttl)]))
 
     @_mapped('flush counters')
     def flush_counters(self) -> None:
@@ -363,12 +358,11 @@ class RedisStorage(Storage):
 
     @_mapped('renew leases')
     def renew(self, owner: str, lease_until: float) -> int:
-        return int(self._renew(keys=self._in_flight_keys[1:],
-                               args=[owner, repr(float(lease_until))], client=self._client))
+        return int(self._run_script(self._renew, self._in_flight_keys[1:],
+                                    [owner, repr(float(lease_until))]))
 
     def _records(self, upper: str) -> list[InFlight]:
-        flat = self._list_in_flight(keys=self._in_flight_keys, args=[upper],
-                                    client=self._client)
+        flat = self._run_script(self._list_in_flight, self._in_flight_keys, [upper])
         return [InFlight(flat[i].decode(), flat[i + 1].decode(), float(flat[i + 2]),
                          flat[i + 3]) for i in range(0, len(flat), 4)]
 
@@ -382,7 +376,7 @@ class RedisStorage(Storage):
 
     @_mapped('take an in-flight record')
     def take_in_flight(self, token: str) -> InFlight | None:
-        found = self._take(keys=self._in_flight_keys, args=[token], client=self._client)
+        found = self._run_script(self._take, self._in_flight_keys, [token])
         if found is None:
             return None
         owner, lease, data = found
