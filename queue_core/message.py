@@ -20,7 +20,7 @@ def task_to_map(task: Task) -> dict[str, Any]:
     """The message map of ``task`` (and its pipeline steps)."""
     message: dict[str, Any] = {'id': task.id, 'name': task.registry_name}
     if task.args:
-        message['args'] = task.args
+        message['args'] = list(task.args)  # always a tuple again on the way back
     if task.kwargs:
         message['kwargs'] = task.kwargs
     if task.retries:

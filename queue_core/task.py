@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import datetime
 import inspect
+import os
 import time
-import uuid
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .exceptions import ConfigurationError, TaskTimeout
@@ -12,6 +12,15 @@ from .exceptions import ConfigurationError, TaskTimeout
 if TYPE_CHECKING:  # pragma: no cover
     from .api import TaskQueue
     from .result import Result, ResultGroup
+
+def new_task_id() -> str:
+    """A random (version 4) UUID string, as ``str(uuid.uuid4())`` but a few times cheaper."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return '%s-%s-%s-%s-%s' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
 
 #: Keyword options a call or ``.s()`` may give to override the decorator's defaults.
 RESERVED_OPTIONS = ('id', 'eta', 'delay', 'retries', 'retry_delay', 'retry_backoff',
@@ -38,7 +47,7 @@ class Task:
                  tseq: int | None = 0, chord: dict[str, Any] | None = None) -> None:
         defaults = wrapper.defaults if wrapper is not None else {}
         self.wrapper = wrapper
-        self.id = id or str(uuid.uuid4())
+        self.id = id or new_task_id()
         self.name = name or (wrapper.name if wrapper else 'unknown')
         self.registry_name = registry_name or (wrapper.registry_name if wrapper else self.name)
         self.args = tuple(args)
