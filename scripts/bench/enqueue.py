@@ -5,6 +5,7 @@ Each call is what a user writes (``noop(i)``, ``noop.map(range(n))``); no consum
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 from typing import Any, Callable
 
@@ -16,6 +17,7 @@ def timed_enqueue(side: str, redis: RedisProcess, n: int, mapped: bool) -> float
     """Tasks per second enqueuing ``n`` no-op tasks one call at a time or with ``map``."""
     redis.flushall()
     queue, noop = app_for(side, redis.url)
+    gc.collect()  # the previous round's garbage is not this round's cost
     started = time.perf_counter()
     if mapped:
         noop.map(range(n))

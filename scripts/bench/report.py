@@ -31,10 +31,15 @@ def machine() -> str:
     except (OSError, IndexError, subprocess.SubprocessError):
         redis_version = 'v=?'
     import redis
-    return ('%s, %s cores used, %.0f GiB RAM; %s %s; Python %s; Redis %s; redis-py %s; '
+    try:
+        import hiredis
+        parser = 'hiredis %s (both sides)' % hiredis.__version__
+    except ImportError:
+        parser = 'no hiredis'
+    return ('%s, %s cores used, %.0f GiB RAM; %s %s; Python %s; Redis %s; redis-py %s, %s; '
             'Huey %s' % (model, cores, mem, platform.system(), platform.release(),
                          platform.python_version(), redis_version.replace('v=', ''),
-                         redis.__version__, HUEY_VERSION))
+                         redis.__version__, parser, HUEY_VERSION))
 
 
 def table(figures: Sequence[Figure]) -> str:
