@@ -1,24 +1,23 @@
 """The publisher: hands events to the broker without ever blocking or raising.
 
-``publish()`` takes the next ``pseq``, encodes the two frames, and appends them to a
-bounded in-process buffer; one sender thread per process owns the PUSH socket and drains
-the buffer with non-blocking sends. A full buffer or a full socket queue drops the event
-and counts it; because its ``pseq`` was taken, the broker sees the hole and reports it.
-After ``fork`` the child gets a new ``pub`` id, a new buffer, socket and thread, built
-lazily on its first ``publish``.
+``publish()`` takes the next ``pseq``, encodes the two frames and sends them without
+blocking on a PUSH socket that the publishing thread owns (one socket per thread, each
+with its own ``pub`` id and ``pseq``). The socket's send queue (``send_hwm`` messages) is
+the bounded buffer, and ZeroMQ's own I/O thread drains it, outside Python's GIL: the
+worker never hands events to another Python thread, so watching costs it only the
+encoding and one queue append. A full queue drops the event and counts it; because its
+``pseq`` was taken, the broker sees the hole and reports it. After ``fork`` the child
+builds its own context and sockets on its first ``publish``.
 """
 from __future__ import annotations
 
 import atexit
 import dataclasses
-import itertools
 import logging
 import os
 import socket
 import threading
-import time
 import weakref
-from collections import deque
 from typing import Any
 
 import zmq
@@ -30,7 +29,7 @@ from .keys import apply_client, client_keys
 
 logger = logging.getLogger('signal_bus.publisher')
 
-#: The most ``close()`` waits for buffered events to leave (SPEC §7).
+#: The most ``close()`` waits for queued events to leave (SPEC §7).
 CLOSE_LINGER = 1.0
 #: What an unclosed publisher gets at interpreter exit (several of them add up).
 EXIT_LINGER = 0.5
@@ -38,77 +37,44 @@ EXIT_LINGER = 0.5
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 
+_COUNTS = ('buffered', 'sent', 'dropped_buffer_full', 'dropped_send', 'errors')
+
 
 class _Channel:
-    """One process's buffer, counters and sender thread for one publisher."""
+    """One thread's PUSH socket, with its own ``pub`` id, ``pseq`` and counters."""
 
-    def __init__(self, config: BusConfig) -> None:
-        self.config = config
+    def __init__(self, context: zmq.Context, config: BusConfig) -> None:
         self.pub = int.from_bytes(os.urandom(8), 'big')
         self.pid = os.getpid()
-        self.pseq = itertools.count(1)
-        self.last_pseq = 0
-        self.lock = threading.Lock()
-        self.buffer: deque[tuple[bytes, bytes]] = deque()
-        self.wake = threading.Event()
-        self.closing = False
-        self.close_deadline = 0.0
-        self.counts = {'buffered': 0, 'sent': 0, 'dropped_buffer_full': 0,
-                       'dropped_send': 0, 'errors': 0}
-        self.thread = threading.Thread(target=self._run, name='signal-bus-publisher',
-                                       daemon=True)
-        self.thread.start()
-
-    def offer(self, header: bytes, body: bytes) -> None:
-        """Buffer one event (called with ``lock`` held, after ``pseq`` was taken)."""
-        if len(self.buffer) >= self.config.buffer_size:
-            self.counts['dropped_buffer_full'] += 1
-            return
-        self.buffer.append((header, body))
-        self.counts['buffered'] += 1
-        if not self.wake.is_set():
-            self.wake.set()
-
-    def close(self, timeout: float) -> None:
-        """Let the sender flush for at most ``timeout`` seconds, then stop it."""
-        self.close_deadline = time.monotonic() + timeout
-        self.closing = True
-        self.wake.set()
-        self.thread.join(timeout + 0.5)
-
-    def _run(self) -> None:
-        context = zmq.Context()
+        self.pseq = 0
+        self.counts = dict.fromkeys(_COUNTS, 0)
+        self.closed = False
         sock = context.socket(zmq.PUSH)
-        try:
-            sock.sndhwm = self.config.send_hwm
-            sock.linger = 0
-            apply_client(sock, self.config.curve)
-            sock.connect(self.config.ingest)
-            self._pump(sock)
-        except Exception:
-            logger.exception('the bus publisher thread failed; events are no longer sent')
-        finally:
-            linger = max(0.0, self.close_deadline - time.monotonic()) if self.closing else 0
-            sock.close(linger=int(min(linger, CLOSE_LINGER) * 1000))
-            context.term()
+        sock.sndhwm = config.send_hwm
+        sock.linger = 0
+        apply_client(sock, config.curve)
+        sock.connect(config.ingest)
+        self.sock = sock
 
-    def _pump(self, sock: zmq.Socket) -> None:
-        buffer, counts, send = self.buffer, self.counts, sock.send
-        while True:
-            self.wake.wait(1.0)
-            self.wake.clear()
-            while buffer:
-                header, body = buffer.popleft()
-                try:
-                    # Two sends cost half a send_multipart; a message whose first frame
-                    # was accepted is always accepted whole.
-                    send(header, _NOBLOCK_MORE)
-                    send(body, _NOBLOCK)
-                    counts['sent'] += 1
-                except zmq.Again:
-                    counts['dropped_send'] += 1
-            if self.closing:
-                return
+    def send(self, header_fields: tuple[Any, ...], body: bytes) -> None:
+        """Take the next ``pseq`` and queue the event, or drop and count it when full."""
+        self.pseq += 1
+        header = wire.encode_header(*header_fields, self.pub, self.pseq)
+        try:
+            # A message whose first frame was accepted is always accepted whole.
+            self.sock.send(header, _NOBLOCK_MORE)
+            self.sock.send(body, _NOBLOCK)
+        except zmq.Again:
+            self.counts['dropped_send'] += 1
+            return
+        self.counts['buffered'] += 1
+        self.counts['sent'] += 1
+
+    def close(self, linger: float) -> None:
+        """Close the socket, letting queued events leave for at most ``linger`` seconds."""
+        if not self.closed:
+            self.closed = True
+            self.sock.close(linger=int(linger * 1000))
 
 
 class Publisher:
@@ -127,14 +93,18 @@ class Publisher:
             config = dataclasses.replace(config, curve=curve)
         self.config = config
         self.host = socket.gethostname()
-        self._channel: _Channel | None = None
-        self._pid = -1
-        self._build_lock = threading.Lock()
-        self._lock_pid = os.getpid()
+        self._local = threading.local()
         self._closed = False
-        # Parent-process channels inherited through fork are kept, never touched or freed:
-        # freeing their ZeroMQ objects in the child could disturb the parent's.
-        self._inherited: list[_Channel] = []
+        self._pid = -1
+        self._context: zmq.Context | None = None
+        # Weak: a finished thread's channel goes (and its socket closes) with the thread.
+        self._channels: 'weakref.WeakSet[_Channel]' = weakref.WeakSet()
+        self._counts_of_gone = dict.fromkeys(_COUNTS, 0)
+        self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
+        # ZeroMQ objects inherited through fork are kept, never touched or freed: freeing
+        # them in the child could disturb the parent's.
+        self._inherited: list[Any] = []
 
     @classmethod
     def from_config(cls, value: str | BusConfig) -> 'Publisher':
@@ -143,8 +113,8 @@ class Publisher:
 
     @property
     def pub(self) -> int:
-        """This process's publisher id (random 64-bit, new in every process)."""
-        return self._ensure_channel().pub
+        """The calling thread's publisher id (random 64-bit, new in every thread and process)."""
+        return self._channel().pub
 
     def publish(self, signal: str, task: Any, exc: BaseException | None = None,
                 source: str = 'app') -> None:
@@ -152,18 +122,13 @@ class Publisher:
         try:
             if self._closed:
                 return
-            channel = self._channel if self._pid == os.getpid() else self._ensure_channel()
+            channel = self._channel()
             if not wire.is_signal(signal):
                 raise ValueError('unknown signal %r' % (signal,))
             body = event_module.encode_body(event_module.build_body(
                 signal, task, exc, source, host=self.host, pid=channel.pid))
-            name = event_module.task_name_of(task)
-            tseq = event_module.event_tseq(task, source)
-            with channel.lock:
-                pseq = next(channel.pseq)
-                channel.last_pseq = pseq
-                channel.offer(wire.encode_header(signal, name, str(task.id), tseq,
-                                                 channel.pub, pseq), body)
+            channel.send((signal, event_module.task_name_of(task), str(task.id),
+                          event_module.event_tseq(task, source)), body)
         except Exception:
             self._count_error()
 
@@ -173,55 +138,86 @@ class Publisher:
         self.publish(signal, task, exc, source)
 
     def _count_error(self) -> None:
-        channel = self._channel
+        channel = getattr(self._local, 'channel', None)
         errors = 1
-        if channel is not None and self._pid == os.getpid():
+        if channel is not None and channel.pid == os.getpid():
             channel.counts['errors'] += 1
             errors = channel.counts['errors']
         if errors == 1 or errors % 1000 == 0:  # a steady fault must not flood the log
             logger.warning('could not publish an event to the bus (%d so far)', errors,
                            exc_info=True)
 
-    def _ensure_channel(self) -> _Channel:
+    def _channel(self) -> _Channel:
+        """The calling thread's channel, built on first use in each thread and process."""
+        channel = getattr(self._local, 'channel', None)
+        if channel is not None and channel.pid == os.getpid() and not channel.closed:
+            return channel
+        return self._new_channel()
+
+    def _new_channel(self) -> _Channel:
         if self._lock_pid != os.getpid():
             # A forked child: the parent's lock may have been held at the fork.
-            self._build_lock = threading.Lock()
+            self._lock = threading.Lock()
             self._lock_pid = os.getpid()
-        with self._build_lock:
-            if self._channel is not None and self._pid == os.getpid():
-                return self._channel
-            if self._channel is not None:
-                self._inherited.append(self._channel)
-            self._channel = _Channel(self.config)
-            self._pid = os.getpid()
-            atexit.register(_close_at_exit, weakref.ref(self), self._pid)
-            return self._channel
+        with self._lock:
+            if self._pid != os.getpid():
+                if self._context is not None:
+                    self._inherited.append((self._context, list(self._channels)))
+                self._context = zmq.Context()
+                self._channels = weakref.WeakSet()
+                self._counts_of_gone = dict.fromkeys(_COUNTS, 0)
+                self._pid = os.getpid()
+                atexit.register(_close_at_exit, weakref.ref(self), self._pid)
+            channel = _Channel(self._context, self.config)
+            weakref.finalize(channel, _remember_counts, weakref.ref(self), channel.counts)
+            self._channels.add(channel)
+            self._local.channel = channel
+            return channel
 
     def stats(self) -> dict[str, Any]:
-        """This process's counters: ``pub``, ``pseq``, ``buffered``, ``sent``, drops, ``errors``,
-        ``pending`` (still in the buffer) and ``dropped`` (both kinds of drop)."""
-        channel = self._channel if self._pid == os.getpid() else None
-        if channel is None:
-            return {'pub': None, 'pseq': 0, 'buffered': 0, 'sent': 0,
-                    'dropped_buffer_full': 0, 'dropped_send': 0, 'errors': 0,
-                    'pending': 0, 'dropped': 0}
-        counts = dict(channel.counts)
-        counts.update(pub=channel.pub, pseq=channel.last_pseq, pending=len(channel.buffer),
+        """This process's counters over all its threads: ``buffered`` (queued for the
+        broker), ``sent``, ``dropped_send`` (queue full), ``errors``, ``dropped``; and the
+        calling thread's ``pub`` and ``pseq``. ``pending`` is always 0 and
+        ``dropped_buffer_full`` stays 0: the socket's own queue is the buffer."""
+        counts = dict.fromkeys(_COUNTS, 0)
+        channel = getattr(self._local, 'channel', None)
+        if self._pid == os.getpid():
+            with self._lock:
+                sources = [c.counts for c in list(self._channels)] + [self._counts_of_gone]
+            for source in sources:
+                for key in _COUNTS:
+                    counts[key] += source[key]
+        mine = channel is not None and channel.pid == os.getpid()
+        counts.update(pub=channel.pub if mine else None, pseq=channel.pseq if mine else 0,
+                      pending=0,
                       dropped=counts['dropped_buffer_full'] + counts['dropped_send'])
         return counts
 
     def close(self, timeout: float = CLOSE_LINGER) -> None:
-        """Flush what is buffered for at most ``timeout`` (max 1 s) and stop the sender."""
+        """Let queued events leave for at most ``timeout`` (max 1 s), then close."""
         self._closed = True
-        channel = self._channel if self._pid == os.getpid() else None
-        if channel is not None and not channel.closing:
-            channel.close(min(timeout, CLOSE_LINGER))
+        if self._pid != os.getpid() or self._context is None:
+            return
+        linger = max(0.0, min(timeout, CLOSE_LINGER))
+        with self._lock:
+            channels = list(self._channels)
+        for channel in channels:
+            channel.close(linger)
+        self._context.term()  # returns once queued events left, or the linger ran out
 
     def __enter__(self) -> 'Publisher':
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+
+def _remember_counts(ref: 'weakref.ref[Publisher]', counts: dict[str, int]) -> None:
+    """Keep a finished thread's counts in its publisher's totals."""
+    publisher = ref()
+    if publisher is not None:
+        for key in _COUNTS:
+            publisher._counts_of_gone[key] += counts[key]
 
 
 def _close_at_exit(ref: 'weakref.ref[Publisher]', pid: int) -> None:
