@@ -316,6 +316,15 @@ def verdict(met: bool | None) -> str:
     return '—' if met is None else 'met' if met else 'NOT met'
 
 
+def paired_ratio(a: Sequence[float], b: Sequence[float]) -> tuple[float, str]:
+    """The median of the per-round ratios ``a[i] / b[i]`` (rounds run back to back, so a
+    slow spell on the machine hits both), and the ratios themselves for the note."""
+    ratios = [x / y for x, y in zip(a, b) if y]
+    if not ratios:
+        return float('inf'), 'no rounds'
+    return median(ratios), 'per-round ratios: ' + ', '.join('%.2f' % r for r in ratios)
+
+
 def ratio(a: float, b: float) -> float:
     """``a / b``, or infinity when ``b`` is zero."""
     return a / b if b else float('inf')

@@ -40,12 +40,12 @@ def plan(rounds: int, quick: bool) -> dict[str, Callable[[], tuple[list[Figure],
             'latency': lambda: latency.run(1, 20),
             'broker': lambda: broker_bench.run(1, 3000, 3000, 1000),
         }
-    # Drains are short and their ratios are the noisiest figures: two more rounds each.
+    # Drains and enqueues are short and their ratios the noisiest figures: more rounds.
     return {
-        'drain': lambda: drain.run(rounds + 2, 5000),
+        'drain': lambda: drain.run(rounds + 4, 5000),
         'trace': lambda: trace.run(500),
         'bus': lambda: bus_cost.run(rounds + 2, 5000),
-        'enqueue': lambda: enqueue.run(rounds, 10000),
+        'enqueue': lambda: enqueue.run(rounds + 2, 10000),
         'latency': lambda: latency.run(rounds, 300),
         'broker': lambda: broker_bench.run(rounds),
     }
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse options, run the chosen benchmarks, print and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rounds', type=int, default=3,
-                        help='rounds per side (default 3; drains run 2 more)')
+                        help='rounds per side (default 3; more for drains and enqueues)')
     parser.add_argument('--quick', action='store_true', help='tiny counts, one round')
     parser.add_argument('--only', help='comma-separated: drain,trace,bus,enqueue,latency,broker')
     parser.add_argument('--no-write', action='store_true', help='print only')
