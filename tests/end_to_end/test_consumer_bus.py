@@ -60,7 +60,14 @@ def test_embedded_broker_carries_worker_scheduler_and_consumer_events(tmp_path, 
                 events.setdefault(event.id, []).append(event)
             return all(len(events.get(i, [])) >= n for i, n in expected.items())
 
-        wait_until(collected, 30, interval=0, message='bus events\n' + run.logs())
+        def wait_events(what):
+            try:
+                wait_until(collected, 30, interval=0, message=what)
+            except AssertionError as exc:
+                seen = {k: [e.signal for e in v] for k, v in events.items()}
+                raise AssertionError('%s; got %s\n%s' % (exc, seen, run.logs())) from None
+
+        wait_events('bus events')
         assert [e.signal for e in events[done.id]] == ['executing', 'complete']
         assert [e.signal for e in events[later.id]] == [
             'executing', 'error', 'retrying', 'scheduled', 'enqueued', 'executing', 'complete']
@@ -76,7 +83,7 @@ def test_embedded_broker_carries_worker_scheduler_and_consumer_events(tmp_path, 
         run.wait_running('bus-last')
         consumer.send_group(signal.SIGTERM)
         expected = {last.id: 2}
-        wait_until(collected, 30, interval=0, message='the last task\'s events')
+        wait_events("the last task's events")
         assert [(e.signal, e.source) for e in events[last.id]] == [
             ('executing', 'worker'), ('interrupted', 'worker')]
         assert consumer.wait(20) == 0
