@@ -9,7 +9,7 @@ import random
 import signal
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
 from .evidence import SubscriberLog, read_jsonl, read_storage
 from .injectors import INJECTORS
@@ -78,7 +78,7 @@ def load_app(storage_url: str) -> Any:
     return app
 
 
-def drain(rig: Rig, app: Any, ids: list[str], timeout: float) -> bool:
+def drain(app: Any, ids: list[str], timeout: float) -> bool:
     """Wait until every task ended in storage and nothing is left queued or in flight."""
     def done() -> bool:
         try:
@@ -139,7 +139,7 @@ def run(settings: Settings, workdir: str, min_injections: int = 0) -> Result:
         workload.stop()
         say('injections over; draining (restarted: %s)' % (rig.ensure_up() or 'nothing'))
         ids = [row['id'] for row in workload.enqueued]
-        if not drain(rig, app, ids, settings.drain_timeout):
+        if not drain(app, ids, settings.drain_timeout):
             say('the queue did not drain within %.0fs' % settings.drain_timeout)
         final = catch_up(rig, 30)
         result = reconcile(collect(rig, app, workload, injections, final))
@@ -164,5 +164,3 @@ def _detach(publisher: Any) -> None:
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt('SIGTERM')
 
-
-Runner = Callable[[Settings, str], Result]

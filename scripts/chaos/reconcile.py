@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .bus_account import REPORT_WINDOW, BusAccount, Inputs, account_bus
+from .bus_account import BusAccount, Inputs, account_bus
 from .evidence import SubscriberLog, is_terminal
 
 @dataclass
@@ -98,13 +98,16 @@ def execution_figures(inputs: Inputs) -> tuple[dict[str, int], list[str]]:
         if not extra:
             continue
         again += extra
-        allowed = min(extra, interrupted.get(task_id, 0))
-        after_interrupted += allowed
-        rest = extra - allowed
+        # One INTERRUPTED puts the task back as it was claimed, so every later attempt may
+        # run once more: the runs beyond it are explained by the deepest repetition.
+        repeats = max(attempts.values()) - 1
+        if repeats <= interrupted.get(task_id, 0):
+            after_interrupted += extra
+            continue
         later = sorted(row['t'] for row in rows)[1:]
-        if rest and all(_after_broker_outage(t, inputs.injections) for t in later[-rest:]):
-            after_outage += rest
-        elif rest:
+        if all(_after_broker_outage(t, inputs.injections) for t in later):
+            after_outage += extra
+        else:
             unexplained.append(task_id)
     figures = {
         'executions (task function started)': sum(len(r) for r in starts.values()),

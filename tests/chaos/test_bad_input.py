@@ -124,8 +124,6 @@ def test_signal_tail_and_broker_refuse_a_wrong_endpoint_with_exit_2(capsys):
     assert 'not-an-endpoint' in capsys.readouterr().err
 
 
-@pytest.mark.xfail(reason='queue-consumer lets BusConfigError escape: traceback, exit 1 '
-                          '(queue_core/cli.py catches only ConfigurationError)', strict=False)
 def test_the_consumer_refuses_a_wrong_bus_endpoint_with_exit_2(consumers, redis_url):
     consumer = consumers('known_app.q', '--bus', 'not-an-endpoint', storage=redis_url)
     assert consumer.run() == 2

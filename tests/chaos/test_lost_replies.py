@@ -9,8 +9,10 @@ exact. Whatever the call, no task may be lost: it must still be in the storage
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+from typing import Iterator
 
 import pytest
 from helpers import wait_until
@@ -22,11 +24,15 @@ TIMEOUT = 0.5
 
 
 class ReplyDropper:
-    """A TCP proxy to ``port`` on loopback that can drop everything the server answers."""
+    """A TCP proxy to ``port`` on loopback that can drop what the server answers: on
+    every connection (``drop_replies``), or only on those open now (``drop_current()``),
+    so that a client's retry on a new connection gets its answer."""
 
     def __init__(self, port: int) -> None:
         self.upstream = port
         self.drop_replies = threading.Event()
+        self._doomed: set[int] = set()
+        self._live: set[int] = set()
         self.listener = socket.create_server(('127.0.0.1', 0))
         self.port = self.listener.getsockname()[1]
         self._sockets: list[socket.socket] = [self.listener]
@@ -40,10 +46,20 @@ class ReplyDropper:
                 return
             server = socket.create_connection(('127.0.0.1', self.upstream))
             self._sockets += [client, server]
+            self._live.add(id(server))
             threading.Thread(target=self._pump, args=(client, server, False),
                              daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, True),
                              daemon=True).start()
+
+    @contextlib.contextmanager
+    def dropping_current(self) -> Iterator[None]:
+        """Inside: drop the replies on the connections open now (not on new ones)."""
+        self._doomed |= self._live
+        try:
+            yield
+        finally:
+            self._doomed.clear()
 
     def _pump(self, source: socket.socket, target: socket.socket, replies: bool) -> None:
         try:
@@ -51,7 +67,8 @@ class ReplyDropper:
                 data = source.recv(65536)
                 if not data:
                     break
-                if not (replies and self.drop_replies.is_set()):
+                dropped = self.drop_replies.is_set() or id(source) in self._doomed
+                if not (replies and dropped):
                     target.sendall(data)
         except OSError:
             pass
@@ -140,3 +157,40 @@ def test_a_recovery_whose_reply_is_lost_loses_no_task(lossy):
     record = [r for r in queue.storage.in_flight() if r.token == token][0]
     reply_lost(proxy, lambda: queue.recover(record, requeue=True))
     assert everywhere(queue) == 1
+
+
+# A reply lost on one connection and the call retried on a new one, which answers: what
+# the storage does by itself after a read timeout (storage/redis.py _run_script retries
+# once on TimeoutError). The first command ran; the retry runs again.
+
+@pytest.mark.xfail(reason='the retry after a read timeout runs the enqueue script a second '
+                          'time: two messages, the task runs twice with no INTERRUPTED '
+                          '(storage/redis.py _run_script)', strict=False)
+def test_an_enqueue_retried_after_a_lost_reply_puts_the_task_on_the_queue_once(lossy):
+    proxy, queue, add = lossy
+    with proxy.dropping_current():
+        add(1, 2)
+    assert everywhere(queue) == 1
+
+
+@pytest.mark.xfail(reason='the first read_schedule removed the due task; the retry returns '
+                          'nothing, so the task is gone (storage/redis.py _run_script and '
+                          'read_schedule)', strict=False)
+def test_a_schedule_read_retried_after_a_lost_reply_hands_out_the_due_task(lossy):
+    proxy, queue, add = lossy
+    queue.add_schedule(add.s(1, 2, delay=0.01))
+    wait_until(lambda: queue.now() > queue.scheduled()[0].eta, message='the task due')
+    with proxy.dropping_current():
+        handed_out = queue.read_schedule()
+    assert len(handed_out) + everywhere(queue) == 1
+
+
+@pytest.mark.xfail(reason='the first claim took the task into flight; the retry finds the '
+                          'queue empty, so the worker holds a record it does not know of '
+                          'and keeps renewing it (storage/redis.py _run_script)', strict=False)
+def test_a_claim_retried_after_a_lost_reply_hands_out_the_task(lossy):
+    proxy, queue, add = lossy
+    add(1, 2)
+    with proxy.dropping_current():
+        claimed = queue.claim('worker-1', lease=30)
+    assert claimed is not None or queue.pending_count() == 1
