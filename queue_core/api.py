@@ -255,10 +255,10 @@ class TaskQueue:
             source = self.source
             for sink in tuple(self._sinks):
                 call_isolated(sink, 'signal sink', signal, task, exc, source)
-        if signal == S.SIGNAL_ERROR:
-            self._signals.send(signal, task, exc)
-        else:
-            self._signals.send(signal, task)
+        extra = (exc,) if signal == S.SIGNAL_ERROR else ()
+        for handler in self._signals.handlers_for(signal):
+            task.final = final  # a handler that enqueues the task again must not change it
+            call_isolated(handler, 'signal handler', signal, task, *extra)
 
     # -- serialization -----------------------------------------------------------------
     def serialize_task(self, task: Task) -> bytes:

@@ -77,6 +77,7 @@ class Executor:
             self._interrupted(task)
             raise
         except TaskTimeout as exc:
+            logger.warning('%s timed out after %.3fs', task, time.perf_counter() - start)
             self._failed(task, exc, S.SIGNAL_TIMEOUT, timestamp, store_each=True)
         except RateLimitExceeded as exc:
             self._rate_limited(task, exc, timestamp)

@@ -388,3 +388,24 @@ def test_claimed_task_skips_revocation_lookups_only_while_none_is_live(storage_u
     assert not doomed.restore()  # a handle's revoke() is revoke-once: consumed above
     assert q.storage.incr('revocations', 0) == 0
     q.flush()
+
+
+def test_final_flag_survives_a_handler_that_enqueues_the_task_again(q):
+    seen = []
+
+    @q.task()
+    def work():
+        raise KeyboardInterrupt
+
+    @q.signal('interrupted')
+    def requeue(signal, task, *args):
+        q.enqueue(task)
+
+    @q.signal()
+    def record(signal, task, *args):
+        seen.append((signal, task.final))
+
+    work()
+    with pytest.raises(KeyboardInterrupt):
+        execute_next(q)
+    assert ('interrupted', True) in seen
