@@ -145,7 +145,34 @@ class RedisStorage(Storage):
 
     def _run_script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """EVALSHA ``script`` over this thread's own connection (made lazily, remade in a
-        forked child); a dropped connection is retried once, an unknown script loaded."""
+        forked child). A connection found dead before sending is replaced; an unknown
+        script is loaded and run. A failure after the command was sent is never retried:
+        the server may have run it (a lost reply), so the caller gets ``StorageError``
+        rather than a second, silent execution."""
+        conn = self._thread_connection()
+        command = ('EVALSHA', script.sha, len(keys), *keys, *args)
+        try:
+            if conn._sock is not None and conn.can_read():
+                conn.disconnect()  # the server closed it (e.g. a restart): start afresh
+        except (redis.ConnectionError, redis.TimeoutError):
+            conn.disconnect()
+        try:
+            conn.send_command(*command)
+        except (redis.ConnectionError, redis.TimeoutError):
+            conn.disconnect()
+            conn.send_command(*command)  # nothing reached the server: safe to send again
+        try:
+            return conn.read_response()
+        except redis.exceptions.NoScriptError:  # not run: load it, then run it
+            conn.send_command('SCRIPT', 'LOAD', script.script)
+            conn.read_response()
+            conn.send_command(*command)
+            return conn.read_response()
+        except (redis.ConnectionError, redis.TimeoutError):
+            conn.disconnect()
+            raise
+
+    def _thread_connection(self) -> Any:
         conn = getattr(self._local, 'conn', None)
         if conn is None or getattr(self._local, 'pid', None) != os.getpid():
             pool = self._client.connection_pool
@@ -153,19 +180,7 @@ class RedisStorage(Storage):
             self._local.pid = os.getpid()
             with self._conns_lock:
                 self._conns.add(conn)
-        for attempt in (1, 2):
-            try:
-                conn.send_command('EVALSHA', script.sha, len(keys), *keys, *args)
-                return conn.read_response()
-            except redis.exceptions.NoScriptError:
-                conn.send_command('SCRIPT', 'LOAD', script.script)
-                conn.read_response()
-            except (redis.ConnectionError, redis.TimeoutError):
-                conn.disconnect()
-                if attempt == 2:
-                    raise
-        conn.send_command('EVALSHA', script.sha, len(keys), *keys, *args)
-        return conn.read_response()
+        return conn
 
     def close(self) -> None:
         """Disconnect every pooled and per-thread connection; the next call reconnects."""
