@@ -6,6 +6,8 @@ import contextlib
 import datetime
 import functools
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -33,6 +35,8 @@ REVOKE_PREFIX = 'r:'
 #: Counter of live revocations; while it is 0 a worker skips the revocation lookups.
 REVOCATIONS_COUNTER = 'revocations'
 CORRUPT_PREFIX = 'corrupt:'
+#: Seconds a recovering process holds an adopted record before another may take it over.
+RECOVERY_LEASE = 30.0
 MAP_BATCH = 1000
 
 Handle = Result | ResultGroup | None
@@ -405,6 +409,23 @@ class TaskQueue:
         return [task for data in self.storage.read_schedule(ts)
                 if (task := self._decode(data)) is not None]
 
+    def enqueue_due(self, timestamp: datetime.datetime | None = None) -> list[Task]:
+        """Move the scheduled tasks due at ``timestamp`` onto the queue (``ENQUEUED`` for
+        each), entry by entry: each move is one atomic storage step that happens once, so
+        several schedulers, or a retry after a lost reply, never lose or double a task."""
+        moved = []
+        for ref, data in self.storage.due_items(to_timestamp(timestamp or self.now(),
+                                                             self.utc)):
+            task = self._decode(data)
+            if task is None:
+                self.storage.move_to_queue(ref, None)
+                continue
+            if self.storage.move_to_queue(ref, self._encode_for_write(task),
+                                          task.priority or 0):
+                self.emit(S.SIGNAL_ENQUEUED, task, bump=False)
+                moved.append(task)
+        return moved
+
     def read_periodic(self, timestamp: datetime.datetime) -> list[Task]:
         """New tasks for the periodic tasks whose schedule matches ``timestamp``."""
         return self.registry.periodic_due(timestamp)
@@ -436,27 +457,37 @@ class TaskQueue:
         """Extend every lease ``owner`` holds."""
         return self.storage.renew(owner, time.time() + lease)
 
-    def recover(self, record: InFlight, requeue: bool | None = None) -> bool:
+    def recover(self, record: InFlight, requeue: bool | None = None,
+                owner: str | None = None) -> bool:
         """Report an abandoned in-flight task (its worker died): ``INTERRUPTED`` with source
         ``consumer`` and no ``tseq``; with ``requeue`` put it back on the queue (its ``tseq``
-        continues from the stored one + 100). Returns whether this caller won the record."""
+        continues from the stored one + 100). Returns whether this caller won the record.
+
+        The record is first adopted by ``owner`` (this process by default) under a lease,
+        and dropped only once it was reported or requeued: a recovery cut short, even by
+        a lost storage reply, leaves a record whose lease runs out and is recovered again."""
         requeue = self.requeue_interrupted if requeue is None else requeue
-        record = self.storage.take_in_flight(record.token)
-        if record is None:
+        adopted = self.storage.adopt(record.token, record.owner, owner or _recoverer_id(),
+                                     time.time() + RECOVERY_LEASE)
+        if adopted is None:
             return False
-        task = self._decode(record.data)
+        task = self._decode(adopted.data)
         if task is None:
+            self.storage.release(adopted.token)
             return True
         stored_tseq = task.tseq or 0
         with self.emitting_as(S.SOURCE_CONSUMER):
             task.tseq = None
             self.emit(S.SIGNAL_INTERRUPTED, task, final=not requeue)
-            task.tseq = stored_tseq + 100
+            task.tseq, task.eta = stored_tseq + 100, None
             if requeue:
-                task.eta = None
-                self.enqueue(task)
+                if self.storage.requeue_in_flight(adopted.token, self._encode_for_write(task),
+                                                  task.priority or 0):
+                    self.emit(S.SIGNAL_ENQUEUED, task, bump=False)
             else:
-                give_up(self, task, error_value(task, RuntimeError('worker %s died' % record.owner)))
+                give_up(self, task, error_value(task, RuntimeError(
+                    'worker %s died' % record.owner)))
+                self.storage.release(adopted.token)
         return True
 
     def in_flight(self) -> list[dict[str, Any]]:
@@ -616,6 +647,11 @@ class TaskQueue:
                 except Exception:
                     logger.exception('closing signal sink %r failed', sink)
         self.storage.close()
+
+
+def _recoverer_id() -> str:
+    """The in-flight owner name of this process while it recovers others' tasks."""
+    return 'recovery:%s:%d' % (socket.gethostname(), os.getpid())
 
 
 def _culprit(serializer: Any, task: Task, exc: SerializationError) -> str:

@@ -38,11 +38,11 @@ class Scheduler:
     """Every ``config.scheduler_interval`` seconds: enqueue due scheduled tasks; at each
     new minute, enqueue the periodic tasks whose crontab matches it (unless ``-n``).
 
-    Several schedulers may share one storage: ``read_schedule`` hands each due task to
-    one of them, and a periodic task is enqueued only by the scheduler that wins
-    ``put_if_empty('periodic:<name>:<YYYYmmddHHMM>')``. Tasks taken from storage but not
-    yet enqueued (because the storage failed in between) are kept and enqueued first
-    on the next tick.
+    Several schedulers may share one storage: ``enqueue_due`` moves each due task to the
+    queue in one atomic step that happens once, and a periodic task is enqueued only by
+    the scheduler that wins ``put_if_empty('periodic:<name>:<YYYYmmddHHMM>')``. Periodic
+    tasks not yet enqueued (because the storage failed in between) are kept and enqueued
+    first on the next tick.
     """
 
     def __init__(self, queue: Any, config: ConsumerConfig,
@@ -61,8 +61,7 @@ class Scheduler:
         now = self.now()
         with self.queue.emitting_as(SOURCE_SCHEDULER):
             self._enqueue_pending()
-            self._pending.extend(self.queue.read_schedule(now))
-            self._enqueue_pending()
+            self.queue.enqueue_due(now)
             if self.config.periodic:
                 self._periodic(now)
 

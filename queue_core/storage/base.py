@@ -100,6 +100,18 @@ class Storage(abc.ABC):
         """
 
     @abc.abstractmethod
+    def due_items(self, ts: float, limit: int = 1000) -> list[tuple[bytes, bytes]]:
+        """``(ref, message)`` for the messages due at or before ``ts``, by due time,
+        without removing them; ``ref`` names one schedule entry for ``move_to_queue``."""
+
+    @abc.abstractmethod
+    def move_to_queue(self, ref: bytes, data: bytes | None, priority: int = 0) -> bool:
+        """Atomically remove the schedule entry ``ref`` and enqueue ``data`` in its place
+        (``None``: only remove it). False when the entry is already gone (another
+        scheduler moved it, or an earlier call whose reply was lost did), so a move
+        happens once whatever is retried."""
+
+    @abc.abstractmethod
     def scheduled_items(self, limit: int | None = None) -> list[bytes]:
         """The scheduled messages ordered by due time, without removing them."""
 
@@ -185,6 +197,19 @@ class Storage(abc.ABC):
     def take_in_flight(self, token: str) -> InFlight | None:
         """Atomically remove and return one record (so that of several recovering
         consumers exactly one wins it), or ``None`` if it is gone."""
+
+    @abc.abstractmethod
+    def adopt(self, token: str, expected_owner: str, owner: str,
+              lease_until: float) -> InFlight | None:
+        """Atomically hand the record ``token`` to ``owner`` with a new lease, if it is
+        still held by ``expected_owner``; the record as adopted, or ``None``. Of several
+        recovering consumers exactly one adopts a record; one whose reply was lost holds
+        it under a lease that expires, so the record is recovered all the same."""
+
+    @abc.abstractmethod
+    def requeue_in_flight(self, token: str, data: bytes, priority: int = 0) -> bool:
+        """Atomically drop the record ``token`` and enqueue ``data``; False (and nothing
+        enqueued) when the record is gone."""
 
     def expired_in_flight(self, now: float) -> list[InFlight]:
         """In-flight records whose lease ended before ``now``."""

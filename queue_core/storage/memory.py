@@ -89,6 +89,25 @@ class MemoryStorage(Storage):
                 due.append(heapq.heappop(self._schedule)[2])
         return due
 
+    def due_items(self, ts: float, limit: int = 1000) -> list[tuple[bytes, bytes]]:
+        with self._cond:
+            due = sorted(entry for entry in self._schedule if entry[0] <= ts)[:limit]
+        return [(str(counter).encode(), data) for _, counter, data in due]
+
+    def move_to_queue(self, ref: bytes, data: bytes | None, priority: int = 0) -> bool:
+        counter = int(ref)
+        with self._cond:
+            for index, entry in enumerate(self._schedule):
+                if entry[1] == counter:
+                    self._schedule.pop(index)
+                    heapq.heapify(self._schedule)
+                    if data is not None:
+                        heapq.heappush(self._queue,
+                                       (-(priority or 0), next(self._counter), data))
+                        self._cond.notify_all()
+                    return True
+        return False
+
     def scheduled_items(self, limit: int | None = None) -> list[bytes]:
         with self._cond:
             items = [entry[2] for entry in sorted(self._schedule)]
@@ -204,6 +223,23 @@ class MemoryStorage(Storage):
     def take_in_flight(self, token: str) -> InFlight | None:
         with self._cond:
             return self._in_flight.pop(token, None)
+
+    def adopt(self, token: str, expected_owner: str, owner: str,
+              lease_until: float) -> InFlight | None:
+        with self._cond:
+            record = self._in_flight.get(token)
+            if record is None or record.owner != expected_owner:
+                return None
+            record = self._in_flight[token] = InFlight(token, owner, lease_until, record.data)
+            return record
+
+    def requeue_in_flight(self, token: str, data: bytes, priority: int = 0) -> bool:
+        with self._cond:
+            if self._in_flight.pop(token, None) is None:
+                return False
+            heapq.heappush(self._queue, (-(priority or 0), next(self._counter), data))
+            self._cond.notify_all()
+            return True
 
     def flush_in_flight(self) -> None:
         with self._cond:

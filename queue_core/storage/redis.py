@@ -106,6 +106,9 @@ class RedisStorage(Storage):
         self._incr, self._renew = register(scripts.INCR), register(scripts.RENEW)
         self._release, self._take = register(scripts.RELEASE), register(scripts.TAKE)
         self._list_in_flight = register(scripts.LIST_IN_FLIGHT)
+        self._move_to_queue = register(scripts.MOVE_TO_QUEUE)
+        self._adopt = register(scripts.ADOPT)
+        self._requeue_in_flight = register(scripts.REQUEUE_IN_FLIGHT)
 
     @classmethod
     def from_url(cls, url: str, name: str = 'queue') -> 'RedisStorage':
@@ -271,6 +274,18 @@ class RedisStorage(Storage):
         due = self._run_script(self._read_schedule, [self._schedule], [repr(float(ts))])
         return [m[8:] for m in due]
 
+    @_mapped('read the due messages')
+    def due_items(self, ts: float, limit: int = 1000) -> list[tuple[bytes, bytes]]:
+        members = self._client.zrangebyscore(self._schedule, '-inf', repr(float(ts)),
+                                             start=0, num=limit)
+        return [(member, member[8:]) for member in members]
+
+    @_mapped('move a due message to the queue')
+    def move_to_queue(self, ref: bytes, data: bytes | None, priority: int = 0) -> bool:
+        return bool(self._run_script(
+            self._move_to_queue, [self._schedule, self._queue, self._seq, self._wake],
+            [ref, b'' if data is None else data, -(priority or 0), WAKE_TOKENS]))
+
     @_mapped('list the schedule')
     def scheduled_items(self, limit: int | None = None) -> list[bytes]:
         return _strip(self._client, self._schedule, limit)
@@ -396,6 +411,22 @@ class RedisStorage(Storage):
             return None
         owner, lease, data = found
         return InFlight(token, owner.decode(), float(lease), data)
+
+    @_mapped('adopt an in-flight record')
+    def adopt(self, token: str, expected_owner: str, owner: str,
+              lease_until: float) -> InFlight | None:
+        found = self._run_script(self._adopt, self._in_flight_keys,
+                                 [token, expected_owner, owner, repr(float(lease_until))])
+        if found is None:
+            return None
+        return InFlight(token, owner, lease_until, found[2])
+
+    @_mapped('requeue an in-flight record')
+    def requeue_in_flight(self, token: str, data: bytes, priority: int = 0) -> bool:
+        return bool(self._run_script(
+            self._requeue_in_flight,
+            self._in_flight_keys + [self._queue, self._seq, self._wake],
+            [token, data, -(priority or 0), WAKE_TOKENS]))
 
     @_mapped('flush in-flight records')
     def flush_in_flight(self) -> None:

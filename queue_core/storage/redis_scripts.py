@@ -166,3 +166,42 @@ for i = 1, #leases, 2 do
 end
 return out
 """
+
+# Appends one message to the queue as ENQUEUE does (seq, member, wake-up token).
+# Defines push(queue, seq, wake, score, message, wake cap).
+PUSH = """
+local function push(queue, seq, wake, score, message, cap)
+  local n = redis.call('INCR', seq)
+  redis.call('ZADD', queue, score, struct.pack('>I8', n) .. message)
+  redis.call('RPUSH', wake, '1')
+  redis.call('LTRIM', wake, 0, tonumber(cap) - 1)
+end
+"""
+
+# KEYS schedule, queue, seq, wake. ARGV schedule member, message ('' = drop only),
+# score, wake cap. 1 when the member was moved, 0 when it was already gone.
+MOVE_TO_QUEUE = PUSH + """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if ARGV[2] ~= '' then push(KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[2], ARGV[4]) end
+return 1
+"""
+
+# KEYS inflight, owners, leases. ARGV token, expected owner, owner, lease_until.
+# {owner, lease, message} as adopted, or false.
+ADOPT = """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return false end
+local data = redis.call('HGET', KEYS[1], ARGV[1])
+if not data then return false end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+return {ARGV[3], ARGV[4], data}
+"""
+
+# KEYS inflight, owners, leases, queue, seq, wake. ARGV token, message, score, wake cap.
+REQUEUE_IN_FLIGHT = PUSH + """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+push(KEYS[4], KEYS[5], KEYS[6], ARGV[3], ARGV[2], ARGV[4])
+return 1
+"""

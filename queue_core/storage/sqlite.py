@@ -310,6 +310,21 @@ class SqliteStorage(Storage):
                 cur.execute('DELETE FROM {schedule} WHERE ts <= ?'.format(**self._t), (ts,))
         return [row[0] for row in rows]
 
+    def due_items(self, ts: float, limit: int = 1000) -> list[tuple[bytes, bytes]]:
+        rows = self._rows('read the schedule', 'SELECT id, data FROM {schedule} WHERE ts <= ? '
+                          'ORDER BY ts, id LIMIT ?', (ts, limit))
+        return [(str(row[0]).encode(), row[1]) for row in rows]
+
+    def move_to_queue(self, ref: bytes, data: bytes | None, priority: int = 0) -> bool:
+        with self._write('move a due message to the queue') as cur:
+            cur.execute('DELETE FROM {schedule} WHERE id = ?'.format(**self._t), (int(ref),))
+            if cur.rowcount != 1:
+                return False
+            if data is not None:
+                cur.execute('INSERT INTO {queue} (priority, data) VALUES (?, ?)'
+                            .format(**self._t), (priority or 0, data))
+            return True
+
     def scheduled_items(self, limit: int | None = None) -> list[bytes]:
         rows = self._rows('list the schedule', 'SELECT data FROM {schedule} '
                           'ORDER BY ts, id LIMIT ?', (_limit(limit),))
@@ -416,6 +431,27 @@ class SqliteStorage(Storage):
                 return None
             cur.execute('DELETE FROM {in_flight} WHERE token = ?'.format(**self._t), (token,))
         return InFlight(*row)
+
+    def adopt(self, token: str, expected_owner: str, owner: str,
+              lease_until: float) -> InFlight | None:
+        with self._write('adopt an in-flight record') as cur:
+            cur.execute('UPDATE {in_flight} SET owner = ?, lease_until = ? WHERE token = ? '
+                        'AND owner = ?'.format(**self._t),
+                        (owner, lease_until, token, expected_owner))
+            if cur.rowcount != 1:
+                return None
+            row = cur.execute('SELECT token, owner, lease_until, data FROM {in_flight} '
+                              'WHERE token = ?'.format(**self._t), (token,)).fetchone()
+        return InFlight(*row)
+
+    def requeue_in_flight(self, token: str, data: bytes, priority: int = 0) -> bool:
+        with self._write('requeue an in-flight record') as cur:
+            cur.execute('DELETE FROM {in_flight} WHERE token = ?'.format(**self._t), (token,))
+            if cur.rowcount != 1:
+                return False
+            cur.execute('INSERT INTO {queue} (priority, data) VALUES (?, ?)'
+                        .format(**self._t), (priority or 0, data))
+            return True
 
     def flush_in_flight(self) -> None:
         self._run('flush in-flight records', 'DELETE FROM {in_flight}')

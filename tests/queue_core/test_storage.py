@@ -472,3 +472,30 @@ def test_redis_connections_of_finished_threads_are_closed(redis_url):
         thread.join()
     wait_until(lambda: connected() <= before + 1, message='per-thread connections to close')
     store.close()
+
+
+def test_due_items_are_moved_to_the_queue_once(storage):
+    storage.add_to_schedule(b'late', 20.0)
+    storage.add_to_schedule(b'early', 10.0)
+    storage.add_to_schedule(b'future', 99.0)
+    due = storage.due_items(50.0)
+    assert [data for _, data in due] == [b'early', b'late']
+    assert storage.schedule_size() == 3  # reading moves nothing
+    ref = due[0][0]
+    assert storage.move_to_queue(ref, b'early-v2', 5)
+    assert not storage.move_to_queue(ref, b'early-v2', 5)  # a retry or a rival: no-op
+    assert storage.enqueued_items() == [b'early-v2']
+    assert storage.move_to_queue(due[1][0], None)  # dropped, not queued
+    assert storage.queue_size() == 1 and storage.scheduled_items() == [b'future']
+
+
+def test_adopt_hands_a_record_to_one_recoverer_and_requeue_moves_it_once(storage):
+    storage.enqueue(b'job', 0)
+    record = storage.claim('dead-worker', 1.0)
+    adopted = storage.adopt(record.token, 'dead-worker', 'rescuer', 1e12)
+    assert (adopted.owner, adopted.data) == ('rescuer', b'job')
+    assert storage.adopt(record.token, 'dead-worker', 'rival', 1e12) is None
+    assert [r.owner for r in storage.in_flight()] == ['rescuer']
+    assert storage.requeue_in_flight(record.token, b'job-again', 0)
+    assert not storage.requeue_in_flight(record.token, b'job-again', 0)
+    assert storage.in_flight() == [] and storage.enqueued_items() == [b'job-again']
