@@ -31,8 +31,11 @@ from chaos.rig import Settings  # noqa: E402
 #: The CI form: every fault once, small floods, a short drain. Its Redis stalls stay
 #: shorter than the client timeout: a longer stall can lose a reply the server already
 #: acted on, and two storage calls lose tasks then (tests/chaos/test_lost_replies.py,
-#: xfail until fixed); the full campaign makes stalls longer than the timeout.
-SHORT = dict(seconds=10.0, flood_publishers=2, flood_count=3000, bad_per_kind=10,
+#: xfail until fixed); the full campaign makes stalls longer than the timeout. Its
+#: flood publishers make sure their last event leaves (a publisher's drops after its last
+#: delivered event are never reported: docs/chaos.md, finding 4).
+SHORT = dict(seconds=10.0, flood_publishers=2, flood_count=3000, flood_settle=True,
+             bad_per_kind=10,
              pause=(2.0, 2.5), socket_timeout=5.0, outage=(0.3, 0.8), gap=(0.1, 0.4),
              drain_timeout=45.0)
 
@@ -44,12 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument('--minutes', type=float, help='how long to inject faults')
     length.add_argument('--seconds', type=float, help='the same, in seconds')
     length.add_argument('--short', action='store_true',
-                        help='the CI form: every fault once, then drain (about 40 s)')
+                        help='the CI form: every fault once, then drain (about 20 s)')
     parser.add_argument('--seed', type=int, default=1, help='seed of the fault order')
     parser.add_argument('--rate', type=float, default=6.0, help='tasks enqueued a second')
     parser.add_argument('--socket-timeout', type=float,
                         help='Redis client timeout in seconds (default 1.5, shorter than '
                              'the stalls; --short: 5)')
+    parser.add_argument('--settle-floods', action='store_true',
+                        help='flood publishers repeat their last event until it leaves')
     parser.add_argument('--workdir', help='keep logs here (default: a temporary directory)')
     parser.add_argument('--keep', action='store_true', help='keep the temporary directory')
     return parser
@@ -63,6 +68,8 @@ def settings_from(args: argparse.Namespace) -> tuple[Settings, int]:
     else:
         options['seconds'] = args.seconds if args.seconds is not None else 60 * (
             args.minutes or 3)
+    if args.settle_floods:
+        options['flood_settle'] = True
     if args.socket_timeout is not None:
         options['socket_timeout'] = args.socket_timeout
     return Settings(**options), len(INJECTORS) if args.short else 0

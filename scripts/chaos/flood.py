@@ -3,8 +3,8 @@
 
 It publishes ``N`` events of the task ``chaos.flood`` as fast as it can (its buffer
 overflows and drops, counted), waits for its buffer to drain, then sends one last event so
-that the broker sees every hole in its ``pseq`` and reports it, and prints its counts as
-one JSON line.
+that the broker sees every hole in its ``pseq`` and reports it (``--settle``: again until
+the socket takes one), closes, and prints its counts as one JSON line.
 """
 from __future__ import annotations
 
@@ -34,11 +34,28 @@ class FloodTask:
         self.id = task_id
 
 
+def send_last(publisher: Publisher, task: FloodTask, settle: bool) -> None:
+    """Publish the final event; with ``settle``, again until the socket takes one (a
+    final event that is dropped too would hide the holes before it)."""
+    deadline = time.monotonic() + 10
+    while True:
+        dropped = publisher.stats()['dropped']
+        publisher.publish('complete', task)
+        while publisher.stats()['pending'] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not settle or publisher.stats()['dropped'] == dropped or \
+                time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Flood, drain, close; print ``{published, dropped, sent}``."""
     parser = argparse.ArgumentParser(prog='chaos.flood')
     parser.add_argument('--ingest', required=True)
     parser.add_argument('--count', type=int, required=True)
+    parser.add_argument('--settle', action='store_true',
+                        help='repeat the last event until the socket takes one')
     args = parser.parse_args(argv)
     publisher = Publisher(BusConfig(ingest=args.ingest, buffer_size=BUFFER, send_hwm=BUFFER))
     task = FloodTask('flood')
@@ -49,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     while publisher.stats()['pending'] and time.monotonic() < deadline:
         time.sleep(0.01)
     task.id = 'flood-end'
-    publisher.publish('complete', task)
+    send_last(publisher, task, args.settle)
     publisher.close()
     stats = publisher.stats()
     print(json.dumps({'published': stats['pseq'], 'dropped': stats['dropped'],

@@ -125,7 +125,8 @@ def flood(rig: Rig, rng: random.Random) -> Outcome:
         log = os.path.join(rig.workdir, 'flood-%d.out' % len(rig.children.items))
         child = Child('flood-%d' % index, [sys.executable, '-m', 'chaos.flood', '--ingest',
                                            rig.broker.ingest, '--count',
-                                           str(rig.settings.flood_count)], log)
+                                           str(rig.settings.flood_count)]
+                      + (['--settle'] if rig.settings.flood_settle else []), log)
         rig.children.add(child).start()
         floods.append(child)
     published = dropped = 0

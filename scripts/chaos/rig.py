@@ -28,6 +28,8 @@ class Settings:
     max_event_bytes: int = 256 * 1024
     flood_publishers: int = 3
     flood_count: int = 20000
+    #: Flood publishers repeat their last event until the socket takes it.
+    flood_settle: bool = False
     bad_per_kind: int = 20
     drain_timeout: float = 90.0
 
