@@ -78,8 +78,12 @@ def load_app(storage_url: str) -> Any:
     return app
 
 
-def drain(app: Any, ids: list[str], timeout: float) -> bool:
-    """Wait until every task ended in storage and nothing is left queued or in flight."""
+def drain(app: Any, ids: list[str], timeout: float, idle: float = 10.0) -> bool:
+    """Wait until every task ended in storage and nothing is left queued or in flight;
+    or until nothing is left anywhere for ``idle`` seconds (what has not ended by then
+    never will: it vanished). Whether everything ended."""
+    quiet_since: list[float] = []
+
     def done() -> bool:
         try:
             state = read_storage(app.queue, ids)
@@ -87,8 +91,15 @@ def drain(app: Any, ids: list[str], timeout: float) -> bool:
             return False
         unfinished = [i for i in ids if i not in state.outcome
                       or state.outcome[i] == 'retrying']
-        return not unfinished and not any(state.leftover.values())
-    return bool(wait_for(done, timeout, interval=0.5))
+        if any(state.leftover.values()):
+            quiet_since.clear()
+        elif not quiet_since:
+            quiet_since.append(time.monotonic())
+        empty_long = bool(quiet_since) and time.monotonic() - quiet_since[0] > idle
+        return not unfinished and not any(state.leftover.values()) or empty_long
+    wait_for(done, timeout, interval=0.5)
+    state = read_storage(app.queue, ids)
+    return all(i in state.outcome and state.outcome[i] != 'retrying' for i in ids)
 
 
 def catch_up(rig: Rig, timeout: float) -> dict[str, Any] | None:
@@ -140,7 +151,8 @@ def run(settings: Settings, workdir: str, min_injections: int = 0) -> Result:
         say('injections over; draining (restarted: %s)' % (rig.ensure_up() or 'nothing'))
         ids = [row['id'] for row in workload.enqueued]
         if not drain(app, ids, settings.drain_timeout):
-            say('the queue did not drain within %.0fs' % settings.drain_timeout)
+            say('some tasks never ended (nothing was left queued, scheduled or in flight '
+                'for 10 s, or %.0f s passed)' % settings.drain_timeout)
         final = catch_up(rig, 30)
         result = reconcile(collect(rig, app, workload, injections, final))
         stop_all(rig)
