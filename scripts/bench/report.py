@@ -56,8 +56,10 @@ def table(figures: Sequence[Figure]) -> str:
 
 
 def markdown(figures: Sequence[Figure], command: str, started: datetime.datetime,
-             elapsed: float, chart: str | None) -> str:
-    """The whole of ``docs/benchmarks.md``."""
+             elapsed: float, chart: str | None,
+             load: tuple[float, float] | None = None) -> str:
+    """The whole of ``docs/benchmarks.md``; ``load`` is the 1-minute load average at the
+    start and the end of the run (anything else on the machine shares its cores)."""
     targeted = [f for f in figures if f.met is not None]
     met = [f for f in targeted if f.met]
     lines = [
@@ -69,6 +71,12 @@ def markdown(figures: Sequence[Figure], command: str, started: datetime.datetime
         '- **Command:** `%s` (installs Huey %s and matplotlib if missing, starts its own '
         'Redis on a free port per benchmark; each figure is the median of the rounds, the '
         'two sides alternating)' % (command, HUEY_VERSION),
+    ]
+    if load is not None:
+        lines.append('- **Load average (1 min) at start / end:** %.2f / %.2f — other work on '
+                     'the machine shares the cores, which is why ratios are taken round by '
+                     'round' % load)
+    lines += [
         '- **Targets met:** %d of %d' % (len(met), len(targeted)), '',
         table(figures), '',
     ]

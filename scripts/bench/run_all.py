@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error('unknown benchmark(s) %s; choose from %s'
                          % (', '.join(sorted(unknown)), ', '.join(chosen)))
         chosen = {name: chosen[name] for name in names}
+    load_start = os.getloadavg()[0]
     started_at = datetime.datetime.now(datetime.timezone.utc)
     started = time.monotonic()
     figures: list[Figure] = []
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         command = 'python scripts/bench/run_all.py' + (' ' + ' '.join(argv or sys.argv[1:])
                                                        if (argv or sys.argv[1:]) else '')
         report.write(args.out, report.markdown(figures, command, started_at, elapsed,
-                                               rel_chart if drew else None))
+                                               rel_chart if drew else None,
+                                               (load_start, os.getloadavg()[0])))
         log('wrote %s%s', args.out, ' and ' + args.chart if drew else '')
     return 0
 
