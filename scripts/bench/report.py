@@ -57,7 +57,8 @@ def table(figures: Sequence[Figure]) -> str:
 
 def markdown(figures: Sequence[Figure], command: str, started: datetime.datetime,
              elapsed: float, chart: str | None,
-             load: tuple[float, float] | None = None) -> str:
+             load: tuple[float, float] | None = None,
+             failures: Sequence[str] = ()) -> str:
     """The whole of ``docs/benchmarks.md``; ``load`` is the 1-minute load average at the
     start and the end of the run (anything else on the machine shares its cores)."""
     targeted = [f for f in figures if f.met is not None]
@@ -80,6 +81,10 @@ def markdown(figures: Sequence[Figure], command: str, started: datetime.datetime
         '- **Targets met:** %d of %d' % (len(met), len(targeted)), '',
         table(figures), '',
     ]
+    if failures:
+        lines += ['**Benchmarks that failed in this run:**', '']
+        lines += ['- %s' % failure for failure in failures]
+        lines.append('')
     notes = [f for f in figures if f.note]
     if notes:
         lines += ['Details:', '']

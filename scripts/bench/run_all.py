@@ -70,6 +70,26 @@ def order(figures: list[Figure]) -> list[Figure]:
     return sorted(figures, key=lambda f: f.bench.split()[0])
 
 
+def run_benchmarks(chosen: dict[str, Callable[[], tuple[list[Figure], Any]]]
+                   ) -> tuple[list[Figure], list[str]]:
+    """Run each benchmark; a failing one is reported and the others still run."""
+    figures: list[Figure] = []
+    failures: list[str] = []
+    for name, bench in chosen.items():
+        log('benchmark %s', name)
+        try:
+            figs, _ = bench()
+        except Exception as exc:  # one broken benchmark must not hide the others' figures
+            log('benchmark %s failed: %s: %s', name, type(exc).__name__, exc)
+            first_line = str(exc).splitlines()[0] if str(exc) else ''
+            failures.append('%s: %s: %s' % (name, type(exc).__name__, first_line))
+            continue
+        for fig in figs:
+            log(fig.line())
+        figures += figs
+    return figures, failures
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run the chosen benchmarks, print and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -96,16 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()[0]
     started_at = datetime.datetime.now(datetime.timezone.utc)
     started = time.monotonic()
-    figures: list[Figure] = []
-    for name, bench in chosen.items():
-        log('benchmark %s', name)
-        figs, _ = bench()
-        for fig in figs:
-            log(fig.line())
-        figures += figs
+    figures, failures = run_benchmarks(chosen)
     figures = order(figures)
     elapsed = time.monotonic() - started
     print('\n'.join(report.summary(figures)))
+    for failure in failures:
+        print('FAILED ' + failure)
     if not args.no_write:
         drew = report.chart(figures, args.chart)
         rel_chart = os.path.relpath(args.chart, os.path.dirname(os.path.abspath(args.out)))
@@ -113,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                                                        if (argv or sys.argv[1:]) else '')
         report.write(args.out, report.markdown(figures, command, started_at, elapsed,
                                                rel_chart if drew else None,
-                                               (load_start, os.getloadavg()[0])))
+                                               (load_start, os.getloadavg()[0]), failures))
         log('wrote %s%s', args.out, ' and ' + args.chart if drew else '')
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == '__main__':
