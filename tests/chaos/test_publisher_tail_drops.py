@@ -55,7 +55,7 @@ def test_the_last_drops_of_a_publisher_that_stops_are_reported(broker_process):
             sub.receive(timeout=0.1)
             return sum(reported) >= dropped
         try:
-            wait_until(all_reported, timeout=10, message='the drops to be reported')
+            wait_until(all_reported, timeout=5, message='the drops to be reported')
         except AssertionError:
             pass
         assert sum(reported) == dropped
