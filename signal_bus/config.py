@@ -37,6 +37,16 @@ def check_endpoint(endpoint: Any, what: str) -> str:
     if not isinstance(endpoint, str) or '://' not in endpoint:
         raise BusConfigError('%s endpoint %r is not a ZeroMQ endpoint such as '
                              'tcp://127.0.0.1:7557' % (what, endpoint))
+    scheme, address = endpoint.split('://', 1)
+    if scheme == 'tcp':
+        host, _, port = address.rpartition(':')
+        if not host or not (port == '*' or port.isdigit() and 0 < int(port) < 65536):
+            raise BusConfigError('%s endpoint %r needs a host and a port from 1 to 65535 '
+                                 '(or * to bind any), e.g. tcp://127.0.0.1:7557'
+                                 % (what, endpoint))
+    elif scheme not in ('ipc', 'inproc') or not address:
+        raise BusConfigError('%s endpoint %r: use tcp://host:port, ipc://path or '
+                             'inproc://name' % (what, endpoint))
     return endpoint
 
 

@@ -42,3 +42,16 @@ def test_publisher_refuses_a_bus_that_is_not_one():
         Publisher(None)
     with pytest.raises(BusConfigError):
         Publisher('nowhere')
+
+
+@pytest.mark.parametrize('endpoint', ['tcp://127.0.0.1:notaport', 'tcp://127.0.0.1:0',
+                                      'tcp://127.0.0.1:70000', 'tcp://:7557', 'udp://x:1',
+                                      'ipc://'])
+def test_malformed_endpoints_are_refused_with_an_example(endpoint):
+    with pytest.raises(BusConfigError) as info:
+        BusConfig(ingest=endpoint)
+    assert endpoint in str(info.value)
+
+
+def test_wildcard_ports_and_ipc_endpoints_are_accepted():
+    assert BusConfig(ingest='tcp://127.0.0.1:*', publish='ipc:///tmp/bus').ingest
