@@ -45,6 +45,19 @@ class StopFlag:
         return self.is_set()
 
 
+class DeadlineFlag(StopFlag):
+    """``base``, or set by itself once ``seconds`` have passed: bounds a retry loop."""
+
+    def __init__(self, base: StopFlag, seconds: float) -> None:
+        super().__init__()
+        self.base = base
+        self.deadline = time.monotonic() + seconds
+
+    def is_set(self) -> bool:
+        """Whether ``base`` is set or the time is up."""
+        return self.base.is_set() or time.monotonic() >= self.deadline
+
+
 class Backoff:
     """Delays for consecutive storage failures: ``initial`` doubling up to ``maximum``.
 

@@ -12,11 +12,14 @@ from typing import Any, Callable, ContextManager, Protocol
 
 from ..exceptions import StorageError
 from ..signals import SOURCE_WORKER
-from .backoff import Backoff, StopFlag
+from .backoff import Backoff, DeadlineFlag, StopFlag
 from .config import ConsumerConfig
 from .lease import LeaseRenewer
 
 logger = logging.getLogger('queue_core.consumer')
+
+#: Longest a gracefully stopping worker retries releasing its last task through an outage.
+STOP_RELEASE_PATIENCE = 15.0
 
 
 class TaskGuard(Protocol):
@@ -148,9 +151,16 @@ class Worker:
 
     def _release(self, token: str) -> None:
         # A graceful stop must not skip the release (the supervisor would report a
-        # finished task as interrupted); only an immediate stop gives up on it.
-        backoff = Backoff(self.halt, self.config.backoff_initial, self.config.backoff_max)
-        backoff.call('releasing a finished task', lambda: self.queue.release(token))
+        # finished task as interrupted), but it must end: an immediate stop gives up at
+        # once, a graceful one after STOP_RELEASE_PATIENCE seconds of storage outage
+        # (the record then stays and is recovered, as for a killed worker).
+        stop = (DeadlineFlag(self.halt, STOP_RELEASE_PATIENCE) if self.stop.is_set()
+                else self.halt)
+        backoff = Backoff(stop, self.config.backoff_initial, self.config.backoff_max)
+        done, _ = backoff.call('releasing a finished task', lambda: self.queue.release(token))
+        if not done:
+            logger.error('worker %s stopped without releasing a finished task (storage '
+                         'unreachable); it will be recovered', self.owner)
 
     def _release_finished(self) -> None:
         """Drop the last finished task's record (when no further claim carried it)."""

@@ -79,3 +79,21 @@ def test_a_due_task_whose_move_reply_was_lost_is_on_the_queue_once():
         raise AssertionError('the first move should have lost its reply')
     scheduler.tick()  # nothing left to move: the first move happened, once
     assert q.scheduled_count() == 0 and q.pending_count() == 1
+
+
+class NeverReleases(MemoryStorage):
+    """The storage is gone for releases."""
+
+    def release(self, token):
+        raise StorageError('connection refused')
+
+
+def test_a_graceful_stop_gives_up_releasing_through_an_outage(monkeypatch):
+    from queue_core.consumer import worker as worker_module
+    monkeypatch.setattr(worker_module, 'STOP_RELEASE_PATIENCE', 0.2)
+    q, work, seen = queue_on(NeverReleases())
+    work()
+    worker = Worker(q, ConsumerConfig(max_tasks=1, **FAST), 'host:1:stopping')
+    worker.stop.set()
+    worker._release('some-token')  # returns (logged) instead of retrying for ever
+    assert worker.stop.is_set() and not worker.halt.is_set()
