@@ -49,6 +49,10 @@ class _Channel:
         self.pseq = 0
         self.counts = dict.fromkeys(_COUNTS, 0)
         self.closed = False
+        # The newest dropped event, sent again before the next one (or at close): once it
+        # arrives, the broker sees every hole before it and reports the drops, so even a
+        # publisher's last drops are reported as long as the broker takes events again.
+        self.retry: tuple[bytes, bytes] | None = None
         sock = context.socket(zmq.PUSH)
         sock.sndhwm = config.send_hwm
         sock.linger = 0
@@ -60,21 +64,38 @@ class _Channel:
         """Take the next ``pseq`` and queue the event, or drop and count it when full."""
         self.pseq += 1
         header = wire.encode_header(*header_fields, self.pub, self.pseq)
+        if self.retry is not None and self._queue(*self.retry, _NOBLOCK):
+            self.retry = None
+        if not self._queue(header, body, _NOBLOCK):
+            self.retry = (header, body)
+
+    def _queue(self, header: bytes, body: bytes, flags: int) -> bool:
+        """Queue one event's frames; count it as sent, or as dropped when the queue is full."""
         try:
             # A message whose first frame was accepted is always accepted whole.
-            self.sock.send(header, _NOBLOCK_MORE)
-            self.sock.send(body, _NOBLOCK)
+            self.sock.send(header, flags | zmq.SNDMORE)
+            self.sock.send(body, flags)
         except zmq.Again:
-            self.counts['dropped_send'] += 1
-            return
+            if (header, body) != self.retry:
+                self.counts['dropped_send'] += 1
+            return False
+        if (header, body) == self.retry:
+            self.counts['dropped_send'] -= 1  # it was counted as dropped; it went after all
         self.counts['buffered'] += 1
         self.counts['sent'] += 1
+        return True
 
     def close(self, linger: float) -> None:
-        """Close the socket, letting queued events leave for at most ``linger`` seconds."""
-        if not self.closed:
-            self.closed = True
-            self.sock.close(linger=int(linger * 1000))
+        """Close the socket, letting queued events leave for at most ``linger`` seconds;
+        the newest dropped event is offered once more within that time."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.retry is not None:
+            self.sock.sndtimeo = int(linger * 1000)
+            if self._queue(*self.retry, 0):
+                self.retry = None
+        self.sock.close(linger=int(linger * 1000))
 
 
 class Publisher:
