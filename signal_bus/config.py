@@ -65,14 +65,13 @@ class BusConfig:
 
     ``ingest`` is where publishers push, ``publish`` where subscribers connect, ``control``
     the replay/stats socket (``None``: the publish port + 1). ``curve`` enables CURVE.
-    ``buffer_size`` bounds a publisher's in-process buffer; ``send_hwm`` its socket queue.
+    ``send_hwm`` bounds each publishing socket's queue (a full queue drops and counts).
     """
 
     ingest: str = DEFAULT_INGEST
     publish: str = DEFAULT_PUBLISH
     control: str | None = None
     curve: CurveClientKeys | None = None
-    buffer_size: int = 10_000
     send_hwm: int = 10_000
 
     def __post_init__(self) -> None:
@@ -80,8 +79,8 @@ class BusConfig:
         check_endpoint(self.publish, 'publish')
         if self.control is not None:
             check_endpoint(self.control, 'control')
-        if self.buffer_size < 1 or self.send_hwm < 1:
-            raise BusConfigError('buffer_size and send_hwm must be at least 1')
+        if self.send_hwm < 1:
+            raise BusConfigError('send_hwm must be at least 1')
 
     @property
     def control_endpoint(self) -> str:

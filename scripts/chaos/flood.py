@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--settle', action='store_true',
                         help='repeat the last event until the socket takes one')
     args = parser.parse_args(argv)
-    publisher = Publisher(BusConfig(ingest=args.ingest, buffer_size=BUFFER, send_hwm=BUFFER))
+    publisher = Publisher(BusConfig(ingest=args.ingest, send_hwm=BUFFER))
     task = FloodTask('flood')
     for index in range(args.count):
         task.id = 'flood-%d' % index
