@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     add('-k', '--worker-type', choices=WORKER_TYPES, default=WORKER_PROCESS,
         help='worker processes (default) or threads')
     add('--bus', metavar='ENDPOINT', help='publish signals to the broker ingest ENDPOINT')
+    add('--curve-server-key', metavar='FILE_OR_KEY',
+        help="with --bus: the broker's public key (NAME.key file or 40-character Z85 text)")
+    add('--curve-keypair', metavar='FILE',
+        help='with --bus: this consumer\'s key pair (a NAME.key_secret file)')
     add('--broker', action='store_true',
         help='host a signal broker in a child process (publishing to it unless --bus)')
     add('-n', '--no-periodic', dest='periodic', action='store_false',
@@ -83,6 +87,7 @@ def config_from_args(args: argparse.Namespace) -> ConsumerConfig:
     """The ``ConsumerConfig`` parsed arguments describe."""
     return ConsumerConfig(
         workers=args.workers, worker_type=args.worker_type, bus=args.bus, broker=args.broker,
+        curve_server_key=args.curve_server_key, curve_keypair=args.curve_keypair,
         periodic=args.periodic, scheduler_interval=args.scheduler_interval,
         health_check_interval=None if args.disable_health_check else args.health_check_interval,
         lease=args.lease, requeue_interrupted=args.requeue_interrupted,

@@ -22,6 +22,9 @@ class ConsumerConfig:
     workers: int = 1
     worker_type: str = WORKER_PROCESS
     bus: str | None = None
+    #: CURVE for ``bus``: the broker's public key (file or Z85) and this client's pair file.
+    curve_server_key: str | None = None
+    curve_keypair: str | None = None
     broker: bool = False
     periodic: bool = True
     scheduler_interval: float = 1.0

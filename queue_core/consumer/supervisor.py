@@ -65,6 +65,7 @@ class Supervisor:
                                      '(-k thread)')
         if self.config.bus or self.config.broker:
             check_bus(self.config.bus, self.config.broker)
+            self._bus_config(self.config.bus or default_ingest())
 
     def _prepare(self) -> None:
         self.queue.requeue_interrupted = self.config.requeue_interrupted
@@ -77,8 +78,21 @@ class Supervisor:
             self.broker.start()
             bus = bus or default_ingest()
         if bus:
-            self.queue.attach_bus(bus)
+            self.queue.attach_bus(self._bus_config(bus))
             logger.info('publishing signals to %s', bus)
+
+    def _bus_config(self, ingest: str) -> Any:
+        """The bus to publish to: ``ingest``, with the configured CURVE keys if any."""
+        if not (self.config.curve_server_key or self.config.curve_keypair):
+            return ingest
+        from signal_bus.config import BusConfig
+        from signal_bus.exceptions import BusError
+        from signal_bus.keys import client_keys
+        try:
+            return BusConfig(ingest=ingest, curve=client_keys(self.config.curve_server_key,
+                                                             self.config.curve_keypair))
+        except (BusError, OSError, ValueError) as exc:
+            raise ConfigurationError('bad CURVE options for --bus: %s' % exc) from exc
 
     def _install_signals(self) -> None:
         # Handlers only write the signal number to this pipe; the main loop reads it.
