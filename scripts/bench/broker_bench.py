@@ -26,6 +26,17 @@ PUBLISHERS = 3
 START_DELAY = 1.5  # seconds for the publisher processes to start before they begin
 
 
+def settle(broker: BrokerProcess, quiet: float = 0.6, timeout: float = 60.0) -> None:
+    """Wait until the broker's received count has not moved for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    last, since = broker.stats()['received'], time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.1)
+        now = broker.stats()['received']
+        if now != last:
+            last, since = now, time.monotonic()
+
+
 def publish_run(broker: BrokerProcess, total: int, rate: float,
                 timing: bool = False) -> dict[str, Any]:
     """``total`` events from ``PUBLISHERS`` processes at ``rate``/s in all (0: unpaced)."""
@@ -38,8 +49,14 @@ def publish_run(broker: BrokerProcess, total: int, rate: float,
             [sys.executable, 'apps/bus_publisher.py', '--ingest', broker.ingest,
              '--count', str(each), '--rate', str(rate / PUBLISHERS),
              '--start-at', repr(start_at)],
-            cwd=Child.cwd(), env=bench_env(), stdout=subprocess.PIPE) for _ in range(PUBLISHERS)]
-        reports = [json.loads(proc.communicate(timeout=300)[0] or b'{}') for proc in procs]
+            cwd=Child.cwd(), env=bench_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            for _ in range(PUBLISHERS)]
+        reports = [json.loads(proc.stdout.readline() or b'{}') for proc in procs]
+        # Publishers stay open until what they queued has reached the broker: a publisher
+        # that closes drops whatever is still queued after its bounded linger.
+        settle(broker)
+        for proc in procs:
+            proc.communicate(b'close\n', timeout=30)
         published = sum(r.get('pseq', 0) for r in reports)
         stats = sub.wait_handled(published, timeout=60)
         after = broker.stats()

@@ -2,12 +2,14 @@
 
 Each event is a ``complete`` of its own task (``tseq`` 1), with a small argument list,
 as a worker would publish it; one more follows once the buffer has drained, so drops at
-the end of the burst show as a hole. Prints the publisher's counters as one JSON line.
+the end of the burst show as a hole. Prints the publisher's counters as one JSON line, then
+stays open until a line arrives on standard input.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import types
 import uuid
@@ -67,9 +69,12 @@ def main() -> None:
         time.sleep(0.01)
     send_tail_marker(publisher, prefix)
     stats = publisher.stats()
-    publisher.close()
     stats.update(elapsed=elapsed)
     print(json.dumps(stats), flush=True)
+    # Stay open (a closing publisher drops what is still queued after its bounded linger)
+    # until the benchmark has seen the broker settle and says so.
+    sys.stdin.readline()
+    publisher.close()
 
 
 if __name__ == '__main__':
