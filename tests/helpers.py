@@ -17,6 +17,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def three_free_ports() -> int:
+    """A port P such that P, P+1 and P+2 are free on loopback (ingest, publish, control)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(('127.0.0.1', 0))
+            base = probe.getsockname()[1]
+        if base + 2 > 65535:
+            continue
+        try:
+            for port in (base, base + 1, base + 2):
+                with socket.socket() as sock:
+                    sock.bind(('127.0.0.1', port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError('no three consecutive free ports')
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01,
                message: str = 'condition') -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""

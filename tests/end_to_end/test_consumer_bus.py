@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 
 import pytest
@@ -12,27 +11,9 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
 
 from consumer_harness import Run  # noqa: E402
-from helpers import wait_until  # noqa: E402
+from helpers import three_free_ports, wait_until  # noqa: E402
 
 signal_bus = pytest.importorskip('signal_bus')
-
-
-def three_free_ports() -> int:
-    """A port P such that P, P+1 and P+2 are free on loopback (ingest, publish, control)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(('127.0.0.1', 0))
-            base = probe.getsockname()[1]
-        if base + 2 > 65535:
-            continue
-        try:
-            for port in (base, base + 1, base + 2):
-                with socket.socket() as sock:
-                    sock.bind(('127.0.0.1', port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError('no three consecutive free ports')
 
 
 def test_embedded_broker_carries_worker_scheduler_and_consumer_events(tmp_path, redis_url):
