@@ -74,9 +74,9 @@ def markdown(figures: Sequence[Figure], command: str, started: datetime.datetime
         'two sides alternating)' % (command, HUEY_VERSION),
     ]
     if load is not None:
-        lines.append('- **Load average (1 min) at start / end:** %.2f / %.2f — other work on '
-                     'the machine shares the cores, which is why ratios are taken round by '
-                     'round' % load)
+        lines.append('- **Load average (1 min) at start / end:** %.2f / %.2f (the end counts '
+                     'the benchmark\'s own processes; anything else running shares the two '
+                     'cores, which is why ratios are taken round by round)' % load)
     lines += [
         '- **Targets met:** %d of %d' % (len(met), len(targeted)), '',
         table(figures), '',
