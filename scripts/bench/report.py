@@ -78,7 +78,7 @@ def markdown(figures: Sequence[Figure], command: str, started: datetime.datetime
                      'the benchmark\'s own processes; anything else running shares the two '
                      'cores, which is why ratios are taken round by round)' % load)
     lines += [
-        '- **Targets met:** %d of %d' % (len(met), len(targeted)), '',
+        '- **Targets met:** %d of %d%s' % (len(met), len(targeted), verdicts(targeted)), '',
         table(figures), '',
     ]
     if failures:
@@ -96,6 +96,14 @@ def markdown(figures: Sequence[Figure], command: str, started: datetime.datetime
         with open(FINDINGS) as handle:
             lines.append(handle.read().rstrip() + '\n')
     return '\n'.join(lines)
+
+
+def verdicts(targeted: Sequence[Figure]) -> str:
+    """``: met: …; not met: …`` naming each target."""
+    def names(wanted: bool) -> str:
+        return ', '.join('%s (%s)' % (f.bench, f.target) for f in targeted
+                         if f.met is wanted) or 'none'
+    return ' — met: %s; **not met:** %s' % (names(True), names(False)) if targeted else ''
 
 
 def _pick(figures: Sequence[Figure], bench: str, metric_start: str) -> Figure | None:
