@@ -8,23 +8,14 @@ import signal
 import sys
 import time
 
-import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
 
-from consumer_harness import Run  # noqa: E402
 from helpers import wait_until  # noqa: E402
 
 from queue_core import group  # noqa: E402
 
 E, X, C, ERR, RETRY, SCHED = 'enqueued', 'executing', 'complete', 'error', 'retrying', 'scheduled'
-
-
-@pytest.fixture
-def run(tmp_path, redis_url):
-    run = Run(tmp_path, redis_url)
-    yield run
-    run.close()
 
 
 def wait_for(run, task_id, expected, timeout=20):

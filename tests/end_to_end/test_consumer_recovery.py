@@ -7,21 +7,13 @@ import os
 import signal
 import sys
 
-import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
 
-from consumer_harness import Run, pid_is_running  # noqa: E402
+from consumer_harness import pid_is_running  # noqa: E402
 from helpers import wait_until  # noqa: E402
 
 E, X, C, INT = 'enqueued', 'executing', 'complete', 'interrupted'
-
-
-@pytest.fixture
-def run(tmp_path, redis_url):
-    run = Run(tmp_path, redis_url)
-    yield run
-    run.close()
 
 
 def running_pid(run, key):

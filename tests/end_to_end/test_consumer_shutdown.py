@@ -10,17 +10,9 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
 
-from consumer_harness import Run  # noqa: E402
 from helpers import wait_until  # noqa: E402
 
 E, X, C, INT = 'enqueued', 'executing', 'complete', 'interrupted'
-
-
-@pytest.fixture
-def run(tmp_path, redis_url):
-    run = Run(tmp_path, redis_url)
-    yield run
-    run.close()
 
 
 def wait_signals(run, task_id, expected, timeout=20):

@@ -18,13 +18,6 @@ from helpers import wait_until  # noqa: E402
 E, X, C, INT = 'enqueued', 'executing', 'complete', 'interrupted'
 
 
-@pytest.fixture
-def run(tmp_path, redis_url):
-    run = Run(tmp_path, redis_url)
-    yield run
-    run.close()
-
-
 def stop(consumer):
     consumer.send(signal.SIGINT)
     assert consumer.wait(20) == 0
