@@ -9,7 +9,6 @@ publisher sent after it; when the window runs out it is released marked ``gap``.
 """
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
 from collections import OrderedDict, deque
@@ -68,10 +67,12 @@ class ForgottenTasks:
         self._count = 0
 
     def _positions(self, task_id: str, tseq: int) -> list[int]:
-        digest = hashlib.blake2b(b'%s\x00%d' % (task_id.encode(), tseq), digest_size=16)
-        value = int.from_bytes(digest.digest(), 'little')
-        first, second = value & (2 ** 64 - 1), (value >> 64) | 1
-        return [(first + index * second) % self._bits for index in range(self._HASHES)]
+        # Python's own (process-salted) hash is enough for an in-memory filter, and it runs
+        # in C: this sits on the broker's per-event path (every final event adds a task).
+        first = hash((task_id, tseq)) & 0xFFFFFFFFFFFFFFFF
+        second = (hash((tseq, task_id)) | 1) & 0xFFFFFFFFFFFFFFFF
+        bits = self._bits
+        return [(first + index * second) % bits for index in range(self._HASHES)]
 
     def add(self, task_id: str, tseq: int) -> None:
         """Remember that ``task_id`` was last released at ``tseq``."""
