@@ -650,8 +650,9 @@ class TaskQueue:
 
 
 def _recoverer_id() -> str:
-    """The in-flight owner name of this process while it recovers others' tasks."""
-    return 'recovery:%s:%d' % (socket.gethostname(), os.getpid())
+    """The in-flight owner name of this process while it recovers others' tasks, in the
+    workers' ``host:pid:suffix`` form, so a recoverer that dies is noticed like a worker."""
+    return '%s:%d:recovery' % (socket.gethostname(), os.getpid())
 
 
 def _culprit(serializer: Any, task: Task, exc: SerializationError) -> str:
