@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import signal
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator

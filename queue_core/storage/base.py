@@ -37,9 +37,6 @@ class Storage(abc.ABC):
     Queue order: higher ``priority`` first, FIFO within one priority.
     """
 
-    #: True when ``wait_for_work``/``wait_for_data`` are woken by writes rather than polling.
-    notifies: bool = False
-
     def __init__(self, name: str = 'queue') -> None:
         self.name = name
 
@@ -192,11 +189,6 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def in_flight(self) -> list[InFlight]:
         """Every in-flight record."""
-
-    @abc.abstractmethod
-    def take_in_flight(self, token: str) -> InFlight | None:
-        """Atomically remove and return one record (so that of several recovering
-        consumers exactly one wins it), or ``None`` if it is gone."""
 
     @abc.abstractmethod
     def adopt(self, token: str, expected_owner: str, owner: str,

@@ -17,8 +17,6 @@ from .base import InFlight, Storage
 class MemoryStorage(Storage):
     """Everything in Python structures guarded by one condition variable."""
 
-    notifies = True
-
     def __init__(self, name: str = 'queue') -> None:
         super().__init__(name)
         self._cond = threading.Condition()
@@ -219,10 +217,6 @@ class MemoryStorage(Storage):
     def in_flight(self) -> list[InFlight]:
         with self._cond:
             return list(self._in_flight.values())
-
-    def take_in_flight(self, token: str) -> InFlight | None:
-        with self._cond:
-            return self._in_flight.pop(token, None)
 
     def adopt(self, token: str, expected_owner: str, owner: str,
               lease_until: float) -> InFlight | None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import os
 import threading
-import time
 import uuid
 import weakref
 from typing import Any, Callable, Sequence, TypeVar
@@ -76,8 +75,6 @@ def _glob_escape(text: str) -> str:
 class RedisStorage(Storage):
     """A queue, schedule, key/value store, counters and in-flight table in Redis."""
 
-    notifies = True
-
     def __init__(self, client_factory: Callable[[], redis.Redis], name: str = 'queue',
                  location: str = 'redis', url: str | None = None) -> None:
         super().__init__(name)
@@ -104,7 +101,7 @@ class RedisStorage(Storage):
         self._result_count = register(scripts.RESULT_COUNT)
         self._result_items = register(scripts.RESULT_ITEMS)
         self._incr, self._renew = register(scripts.INCR), register(scripts.RENEW)
-        self._release, self._take = register(scripts.RELEASE), register(scripts.TAKE)
+        self._release = register(scripts.RELEASE)
         self._list_in_flight = register(scripts.LIST_IN_FLIGHT)
         self._move_to_queue = register(scripts.MOVE_TO_QUEUE)
         self._adopt = register(scripts.ADOPT)
@@ -403,14 +400,6 @@ class RedisStorage(Storage):
     @_mapped('list expired in-flight records')
     def expired_in_flight(self, now: float) -> list[InFlight]:
         return self._records('(' + repr(float(now)))
-
-    @_mapped('take an in-flight record')
-    def take_in_flight(self, token: str) -> InFlight | None:
-        found = self._run_script(self._take, self._in_flight_keys, [token])
-        if found is None:
-            return None
-        owner, lease, data = found
-        return InFlight(token, owner.decode(), float(lease), data)
 
     @_mapped('adopt an in-flight record')
     def adopt(self, token: str, expected_owner: str, owner: str,

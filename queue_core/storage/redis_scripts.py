@@ -141,18 +141,6 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return found
 """
 
-# KEYS inflight, owners, leases. ARGV token.
-TAKE = """
-local data = redis.call('HGET', KEYS[1], ARGV[1])
-if not data then return false end
-local owner = redis.call('HGET', KEYS[2], ARGV[1]) or ''
-local lease = redis.call('ZSCORE', KEYS[3], ARGV[1]) or '0'
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return {owner, lease, data}
-"""
-
 # KEYS inflight, owners, leases. ARGV upper lease bound ('+inf' or '(<now>').
 LIST_IN_FLIGHT = """
 local leases = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'WITHSCORES')

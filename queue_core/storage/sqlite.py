@@ -423,15 +423,6 @@ class SqliteStorage(Storage):
             'SELECT token, owner, lease_until, data FROM {in_flight} WHERE lease_until < ? '
             'ORDER BY lease_until', (now,))]
 
-    def take_in_flight(self, token: str) -> InFlight | None:
-        with self._write('take an in-flight record') as cur:
-            row = cur.execute('SELECT token, owner, lease_until, data FROM {in_flight} '
-                              'WHERE token = ?'.format(**self._t), (token,)).fetchone()
-            if row is None:
-                return None
-            cur.execute('DELETE FROM {in_flight} WHERE token = ?'.format(**self._t), (token,))
-        return InFlight(*row)
-
     def adopt(self, token: str, expected_owner: str, owner: str,
               lease_until: float) -> InFlight | None:
         with self._write('adopt an in-flight record') as cur:

@@ -102,7 +102,7 @@ def lossy(redis_server, redis_url):
     add(0, 0)
     queue.claim('warm-up', lease=1)
     queue.read_schedule()
-    queue.storage.take_in_flight('no-such-token')
+    queue.storage.adopt('no-such-token', 'nobody', 'warm-up', 1.0)
     queue.flush()
     yield proxy, queue, add
     queue.close()

@@ -5,7 +5,6 @@ import gc
 import os
 import pickle
 import threading
-import time
 
 import pytest
 
@@ -127,15 +126,16 @@ def test_renew_extends_only_the_owners_leases(storage):
     assert storage.expired_in_flight(100.0) == []
 
 
-def test_take_in_flight_has_exactly_one_winner(storage, peer):
+def test_adopt_has_exactly_one_winner(storage, peer):
     storage.enqueue_many([(b'%d' % i, 0) for i in range(20)])
     records = [storage.claim('w1', 100.0) for _ in range(20)]
     for record in records:
-        taken = run_threads(2, lambda i: (storage, peer)[i].take_in_flight(record.token))
-        winners = [t for t in taken if t is not None]
-        assert winners == [record]
-    assert storage.in_flight() == []
-    assert storage.take_in_flight('no-such-token') is None
+        adopted = run_threads(2, lambda i: (storage, peer)[i].adopt(
+            record.token, 'w1', 'rescuer-%d' % i, 500.0))
+        winners = [a for a in adopted if a is not None]
+        assert len(winners) == 1 and winners[0].data == record.data
+    assert {rec.owner for rec in storage.in_flight()} <= {'rescuer-0', 'rescuer-1'}
+    assert storage.adopt('no-such-token', 'w1', 'rescuer', 500.0) is None
 
 
 def test_concurrent_claims_never_hand_out_a_message_twice(storage, peer):
