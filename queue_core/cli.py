@@ -10,33 +10,13 @@ import logging
 import sys
 from typing import Sequence
 
+from .argtypes import non_negative_float, positive_float, positive_int
 from .consumer.config import WORKER_PROCESS, WORKER_TYPES, ConsumerConfig
 from .exceptions import ConfigurationError
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 LOG_FORMAT = '%(asctime)s %(levelname)s %(processName)s[%(process)d] %(name)s: %(message)s'
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError('must be a positive number of seconds, got %s' % text)
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError('must be zero or more seconds, got %s' % text)
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be at least 1, got %s' % text)
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('app', metavar='APP.MODULE.QUEUE_OBJECT',
                         help='dotted path of the TaskQueue, e.g. myapp.tasks.huey')
     add = parser.add_argument
-    add('-w', '--workers', type=_positive_int, default=1, help='number of workers (default 1)')
+    add('-w', '--workers', type=positive_int, default=1, help='number of workers (default 1)')
     add('-k', '--worker-type', choices=WORKER_TYPES, default=WORKER_PROCESS,
         help='worker processes (default) or threads')
     add('--bus', metavar='ENDPOINT', help='publish signals to the broker ingest ENDPOINT')
@@ -60,21 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
         help='host a signal broker in a child process (publishing to it unless --bus)')
     add('-n', '--no-periodic', dest='periodic', action='store_false',
         help='do not enqueue periodic tasks')
-    add('-s', '--scheduler-interval', type=_positive_float, default=1.0, metavar='SECONDS',
+    add('-s', '--scheduler-interval', type=positive_float, default=1.0, metavar='SECONDS',
         help='how often the schedule is checked (default 1)')
     health = parser.add_mutually_exclusive_group()
-    health.add_argument('-c', '--health-check-interval', type=_positive_float, default=10.0,
+    health.add_argument('-c', '--health-check-interval', type=positive_float, default=10.0,
                         metavar='SECONDS', help='check for stuck workers every SECONDS '
                         '(default 10)')
     health.add_argument('-C', '--disable-health-check', action='store_true',
                         help='do not check for stuck workers (dead ones are still replaced)')
-    add('--lease', type=_positive_float, default=30.0, metavar='SECONDS',
+    add('--lease', type=positive_float, default=30.0, metavar='SECONDS',
         help='in-flight lease, renewed every third of it (default 30)')
     add('--requeue-interrupted', action='store_true',
         help='put interrupted tasks back on the queue (INTERRUPTED, then ENQUEUED)')
     add('-f', '--flush-locks', action='store_true', help='flush task locks at start')
-    add('--max-tasks', type=_positive_int, metavar='N', help='recycle a worker after N tasks')
-    add('--shutdown-timeout', type=_non_negative_float, metavar='SECONDS',
+    add('--max-tasks', type=positive_int, metavar='N', help='recycle a worker after N tasks')
+    add('--shutdown-timeout', type=non_negative_float, metavar='SECONDS',
         help='longest a graceful stop waits before interrupting running tasks')
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument('-v', '--verbose', action='store_true', help='debug logging')

@@ -14,7 +14,7 @@ from typing import Sequence
 import zmq
 
 from .broker import Broker
-from .cli_args import non_negative_float, positive_int
+from queue_core.argtypes import non_negative_float, positive_int
 from .config import (DEFAULT_CONTROL, DEFAULT_HOLD_MS, DEFAULT_INGEST, DEFAULT_MAX_EVENT_BYTES,
                      DEFAULT_PUBLISH, DEFAULT_RING, BrokerConfig)
 from .exceptions import BusConfigError

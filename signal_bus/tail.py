@@ -17,9 +17,10 @@ import threading
 import time
 from typing import Any, Iterator, Sequence, TextIO
 
+from queue_core.argtypes import non_negative_int, positive_float
 from queue_core.signals import ALL_SIGNALS, SIGNAL_COMPLETE
 
-from .cli_args import add_curve_client_arguments, non_negative_int, positive_float
+from .cli_args import add_curve_client_arguments
 from .client_events import Event
 from .config import DEFAULT_PUBLISH
 from .exceptions import BusError
