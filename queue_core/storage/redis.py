@@ -102,6 +102,7 @@ class RedisStorage(Storage):
         self._result_items = register(scripts.RESULT_ITEMS)
         self._incr, self._renew = register(scripts.INCR), register(scripts.RENEW)
         self._release = register(scripts.RELEASE)
+        self._dequeue = register(scripts.DEQUEUE)
         self._list_in_flight = register(scripts.LIST_IN_FLIGHT)
         self._move_to_queue = register(scripts.MOVE_TO_QUEUE)
         self._adopt = register(scripts.ADOPT)
@@ -223,8 +224,8 @@ class RedisStorage(Storage):
 
     @_mapped('dequeue a message')
     def dequeue(self) -> bytes | None:
-        popped = self._client.zpopmin(self._queue)
-        return popped[0][0][8:] if popped else None
+        # A script, so that it is never sent twice after a lost reply (see _run_script).
+        return self._run_script(self._dequeue, [self._queue], [])
 
     @_mapped('claim a message')
     def claim(self, owner: str, lease_until: float, release: str | None = None,

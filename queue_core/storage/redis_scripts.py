@@ -47,6 +47,13 @@ if KEYS[5] ~= '' then counter = redis.call('GET', KEYS[5]) or '0' end
 return {data, counter}
 """
 
+# KEYS queue. The first message, or false.
+DEQUEUE = """
+local popped = redis.call('ZPOPMIN', KEYS[1])
+if #popped == 0 then return false end
+return string.sub(popped[1], 9)
+"""
+
 # KEYS schedule, seq. ARGV ts, message.
 SCHEDULE = """
 local seq = redis.call('INCR', KEYS[2])
