@@ -14,15 +14,15 @@ import uuid
 from typing import Any, Callable, Iterable, Iterator
 
 from . import signals as S
-from .canvas import Chord, Group
+from .canvas import Chord, Group, enqueue_chord
 from .clock import current_time, normalize_expires, normalize_time, to_timestamp
 from .exceptions import ConfigurationError, SerializationError
-from .execution import CHORD_PREFIX, CHORD_TTL, Executor, error_value, give_up
+from .execution import Executor, build_error_result, error_value, give_up
 from .hooks import HookSet
 from .locking import LOCK_PREFIX, RateLimit, TaskLock
 from .message import task_from_map, task_to_map
 from .registry import TaskRegistry
-from .result import EMPTY, ChordResult, Result, ResultGroup
+from .result import EMPTY, Result, ResultGroup
 from .serializer import MsgpackSerializer
 from .signals import SignalDispatcher, call_isolated
 from .storage import MemoryStorage, Storage, storage_from_url
@@ -45,6 +45,9 @@ Handle = Result | ResultGroup | None
 class TaskQueue:
     """A task queue: decorate functions with ``@q.task()``, call them to enqueue, run
     ``queue-consumer`` to execute them. See SPEC §1 for every option."""
+
+    #: Store the error of an attempt that will be retried (Huey's option of that name).
+    store_intermediate_errors = True
 
     def __init__(self, name: str = 'queue', storage: str | Storage | None = None, *,
                  results: bool = True, store_none: bool = False, utc: bool = True,
@@ -276,6 +279,10 @@ class TaskQueue:
         """A task from its message bytes."""
         return task_from_map(self.serializer.deserialize(data), self.registry.lookup)
 
+    def build_error_result(self, task: Task, exc: BaseException) -> dict[str, Any]:
+        """The metadata stored for a failure (override to add to it, as in Huey)."""
+        return build_error_result(task, exc)
+
     def copy_task(self, task: Task) -> Task:
         """An independent copy of ``task`` (same id)."""
         return task_from_map(task_to_map(task), self.registry.lookup)
@@ -307,7 +314,7 @@ class TaskQueue:
     def enqueue(self, item: Task | Chord | Group) -> Any:
         """Put a task (with its pipeline), a group or a chord on the queue."""
         if isinstance(item, Chord):
-            return self._enqueue_chord(item, None)
+            return enqueue_chord(self, item)
         if isinstance(item, Group):
             handles = [self.enqueue(member) for member in item.tasks]
             return ResultGroup(handles) if self.results else None
@@ -346,26 +353,6 @@ class TaskQueue:
         if task.on_complete is not None:
             return ResultGroup([Result(self, step) for step in task.chain()])
         return Result(self, task)
-
-    def _enqueue_chord(self, chord: Chord, membership: dict[str, Any] | None) -> Any:
-        callback = chord.callback
-        callback.chord = membership
-        if not chord.tasks:
-            callback.args = ([],) + callback.args
-            self.enqueue(callback)
-            return ChordResult(self, callback, ResultGroup([]))
-        size = len(chord.tasks)
-        self.storage.put_data('%s%s.cb' % (CHORD_PREFIX, callback.id),
-                              self.serialize_task(callback), ttl=CHORD_TTL)
-        handles = []
-        for index, member in enumerate(chord.tasks):
-            info = {'id': callback.id, 'index': index, 'size': size}
-            if isinstance(member, Chord):
-                handles.append(self._enqueue_chord(member, info))
-            else:
-                member.chord = info
-                handles.append(self.enqueue(member))
-        return ChordResult(self, callback, ResultGroup(handles))
 
     def add_schedule(self, task: Task) -> None:
         """Put ``task`` on the schedule for its ``eta``; emits ``SCHEDULED``."""
@@ -485,7 +472,7 @@ class TaskQueue:
                                                   task.priority or 0):
                     self.emit(S.SIGNAL_ENQUEUED, task, bump=False)
             else:
-                give_up(self, task, error_value(task, RuntimeError(
+                give_up(self, task, error_value(self, task, RuntimeError(
                     'worker %s died' % record.owner)))
                 self.storage.release(adopted.token)
         return True
@@ -513,12 +500,25 @@ class TaskQueue:
         """Revoke the task with this id (until ``revoke_until``, or once)."""
         self._revoke(REVOKE_PREFIX + id, revoke_until, revoke_once)
 
-    def revoke_all(self, registry_name: str, revoke_until: datetime.datetime | None = None,
+    def revoke(self, task: Task, revoke_until: datetime.datetime | None = None,
+               revoke_once: bool = False) -> None:
+        """Revoke this task instance (by its id), as Huey's ``revoke(task)``."""
+        self.revoke_by_id(task.id, revoke_until, revoke_once)
+
+    def restore(self, task: Task) -> bool:
+        """Undo ``revoke(task)``; returns whether a revocation was removed."""
+        return self.restore_by_id(task.id)
+
+    def revoke_all(self, registry_name: str | TaskWrapper,
+                   revoke_until: datetime.datetime | None = None,
                    revoke_once: bool = False) -> None:
-        """Revoke every task of this registry name."""
-        self._revoke(REVOKE_PREFIX + registry_name, revoke_until, revoke_once)
+        """Revoke every task of this registry name (or task wrapper)."""
+        name = getattr(registry_name, 'registry_name', registry_name)
+        self._revoke(REVOKE_PREFIX + name, revoke_until, revoke_once)
 
     def _revoke(self, key: str, revoke_until: datetime.datetime | None, once: bool) -> None:
+        if revoke_until is not None:
+            revoke_until = normalize_time(revoke_until, utc=self.utc)
         data = self.serializer.serialize((revoke_until, once))
         if self.storage.put_if_empty(key, data):
             self.storage.incr(REVOCATIONS_COUNTER, 1)
@@ -535,14 +535,17 @@ class TaskQueue:
         """Undo a revocation by id; returns whether one was removed."""
         return self._unrevoke(REVOKE_PREFIX + id)
 
-    def restore_all(self, registry_name: str) -> bool:
-        """Undo a revocation of every task of this name."""
-        return self._unrevoke(REVOKE_PREFIX + registry_name)
+    def restore_all(self, registry_name: str | TaskWrapper) -> bool:
+        """Undo a revocation of every task of this name (or task wrapper)."""
+        return self._unrevoke(REVOKE_PREFIX + getattr(registry_name, 'registry_name',
+                                                      registry_name))
 
     def is_revoked(self, task: Any, timestamp: datetime.datetime | None = None,
                    peek: bool = True) -> bool:
         """Whether a task (by object, wrapper, id or registry name) is revoked; with
         ``peek=False`` a ``revoke_once`` revocation is consumed."""
+        if isinstance(task, Result):
+            task = task.task
         if isinstance(task, Task):
             names = [task.id, task.registry_name]
         elif isinstance(task, TaskWrapper):
@@ -561,7 +564,11 @@ class TaskQueue:
             if not peek:
                 self._unrevoke(key)
             return True
-        return revoke_until is None or revoke_until > (timestamp or self.now())
+        if revoke_until is None or revoke_until > (timestamp or self.now()):
+            return True
+        if not peek:
+            self._unrevoke(key)  # lapsed: clear it, as Huey does
+        return False
 
     # -- results and key/value data -----------------------------------------------------
     def put_result(self, key: str, value: Any) -> None:

@@ -43,15 +43,20 @@ class TaskLocked(QueueError):
 class RateLimitExceeded(QueueError):
     """Raised inside a task when its rate limit is used up for the current window.
 
-    ``delay`` is the number of seconds until the next window opens; ``retry`` says
+    Built as in Huey, ``RateLimitExceeded(key, delay, retry=True)``: ``key`` names the
+    limit, ``delay`` is the number of seconds until the next window opens, ``retry`` says
     whether the task is rescheduled for that window without spending a retry.
     """
 
-    def __init__(self, msg: str | None = None, delay: float | None = None,
+    def __init__(self, key: str | None = None, delay: float | None = None,
                  retry: bool = True) -> None:
-        super().__init__(msg or 'rate limit exceeded')
-        self.delay = delay
-        self.retry = retry
+        self.key, self.delay, self.retry = key, delay, retry
+        super().__init__(key, delay, retry)
+
+    def __str__(self) -> str:
+        if self.retry and self.delay is not None:
+            return 'Rate limit exceeded on "%s", retry in %0.1fs' % (self.key, self.delay)
+        return 'Rate limit exceeded on "%s"' % (self.key,)
 
 
 class TaskTimeout(QueueError):
@@ -82,3 +87,8 @@ class RetryTask(QueueError):
         super().__init__(*((msg,) if msg is not None else ()))
         self.eta = eta
         self.delay = delay
+
+
+# Huey's names for the same classes, so an ``except`` written for Huey catches ours.
+HueyException = QueueError
+TaskLockedException = TaskLocked

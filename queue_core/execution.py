@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import signals as S
 from .exceptions import (CancelExecution, RateLimitExceeded, RetryTask, SerializationError,
-                         TaskLocked, TaskTimeout)
+                         TaskException, TaskLocked, TaskTimeout)
 from .values import SKIPPED, Error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,13 +26,22 @@ CHORD_PREFIX = 'chord.'
 CHORD_TTL = 7 * 86400
 
 
-def error_value(task: 'Task', exc: BaseException) -> Error:
-    """The stored form of a failure: ``repr`` of the exception, traceback, retries, id."""
+def build_error_result(task: 'Task', exc: BaseException) -> dict[str, Any]:
+    """The metadata of a failure: ``error`` is ``repr`` of the exception as raised (for a
+    ``TaskException`` from a nested result read, the inner task's error), ``traceback``,
+    ``retries`` and ``task_id``."""
     tb = exc.__traceback__
     text = ''.join(traceback.format_exception(type(exc), exc, tb)) if tb else getattr(
         exc, 'traceback', None)
-    return Error({'error': repr(exc), 'traceback': text, 'retries': task.retries,
-                  'task_id': task.id})
+    error = repr(exc)
+    if isinstance(exc, TaskException):
+        error = exc.metadata.get('error') or error
+    return {'error': error, 'traceback': text, 'retries': task.retries, 'task_id': task.id}
+
+
+def error_value(queue: 'TaskQueue', task: 'Task', exc: BaseException) -> Error:
+    """The stored form of a failure, built by the queue's ``build_error_result``."""
+    return Error(queue.build_error_result(task, exc))
 
 
 class Executor:
@@ -57,16 +66,17 @@ class Executor:
             return None
         logger.info('executing %s', task)
         q.emit(S.SIGNAL_EXECUTING, task)
-        try:
-            q.pre_execute_hooks.run(task)
-        except CancelExecution as exc:
-            self._canceled(task, exc, timestamp)
-            return None
+        if q.pre_execute_hooks:
+            try:
+                q.pre_execute_hooks.run(task)
+            except CancelExecution as exc:
+                self._canceled(task, exc, timestamp)
+                return None
         return self._run(task, timestamp)
 
     def _skipped(self, signal: str, task: 'Task') -> None:
         self.queue.emit(signal, task, final=True)
-        settle_chord(self.queue, task, SKIPPED)
+        abort_chord_member(self.queue, task, SKIPPED)
 
     def _run(self, task: 'Task', timestamp: datetime.datetime) -> Any:
         task.mark_started()
@@ -78,14 +88,14 @@ class Executor:
             raise
         except TaskTimeout as exc:
             logger.warning('%s timed out after %.3fs', task, time.perf_counter() - start)
-            self._failed(task, exc, S.SIGNAL_TIMEOUT, timestamp, store_each=True)
+            self._failed(task, exc, S.SIGNAL_TIMEOUT, timestamp)
         except RateLimitExceeded as exc:
             self._rate_limited(task, exc, timestamp)
         except TaskLocked as exc:
             logger.warning('%s not run: unable to acquire lock', task)
-            self._failed(task, exc, S.SIGNAL_LOCKED, timestamp, store_each=False)
+            self._failed(task, exc, S.SIGNAL_LOCKED, timestamp, withheld=True)
         except CancelExecution as exc:
-            self._canceled(task, exc, timestamp)
+            self._canceled_inside(task, exc, timestamp)
         except RetryTask as exc:
             logger.info('%s asked to be retried', task)
             self.queue.post_execute_hooks.run_isolated(task, None, exc)
@@ -94,7 +104,7 @@ class Executor:
             self._retry(task, timestamp, spend=False, eta=eta)
         except Exception as exc:
             logger.exception('%s failed after %.3fs', task, time.perf_counter() - start)
-            self._failed(task, exc, S.SIGNAL_ERROR, timestamp, store_each=True)
+            self._failed(task, exc, S.SIGNAL_ERROR, timestamp)
         else:
             logger.info('%s complete in %.3fs', task, time.perf_counter() - start)
             return self._completed(task, value, timestamp)
@@ -107,7 +117,7 @@ class Executor:
                 q.put_result(task.id, value)
             except SerializationError as exc:
                 logger.error('%s returned a value that cannot be stored: %s', task, exc)
-                self._failed(task, exc, S.SIGNAL_ERROR, timestamp, store_each=True)
+                self._failed(task, exc, S.SIGNAL_ERROR, timestamp)
                 return None
         q.post_execute_hooks.run_isolated(task, value, None)
         q.emit(S.SIGNAL_COMPLETE, task, final=True)
@@ -119,37 +129,43 @@ class Executor:
         return value
 
     def _failed(self, task: 'Task', exc: BaseException, signal: str,
-                timestamp: datetime.datetime, store_each: bool) -> None:
-        """A failed attempt: store, signal, hooks, on_error, then retry or give up."""
+                timestamp: datetime.datetime, withheld: bool = False, spend: bool = True,
+                eta: datetime.datetime | None = None) -> None:
+        """A failed attempt: store, signal, hooks, on_error, then retry or give up.
+
+        As in Huey, the error is stored and ``on_error`` runs when the failure is final, or
+        on every attempt when ``store_intermediate_errors`` is on and the failure is not one
+        that waits for a retry anyway (``withheld``: locked, rate-limited)."""
         q = self.queue
-        final = task.retries <= 0
-        error = error_value(task, exc)
-        if q.results and not task.periodic and (store_each or final):
+        final = spend and task.retries <= 0
+        surface = final or (q.store_intermediate_errors and not withheld)
+        error = error_value(q, task, exc) if surface else None
+        if error is not None and q.results and not task.periodic:
             q.put_result(task.id, error)
         q.emit(signal, task, exc, final=final)
         q.post_execute_hooks.run_isolated(task, None, exc)
-        if task.on_error is not None:
+        if error is not None and task.on_error is not None:
             step = q.copy_task(task.on_error)
             step.extend_data(exc)
             q.enqueue(step)
         if final:
             give_up(q, task, error)
         else:
-            self._retry(task, timestamp, spend=True)
+            self._retry(task, timestamp, spend=spend, eta=eta)
 
     def _rate_limited(self, task: 'Task', exc: RateLimitExceeded,
                       timestamp: datetime.datetime) -> None:
-        if not exc.retry:
-            self._failed(task, exc, S.SIGNAL_RATE_LIMITED, timestamp, store_each=False)
-            return
-        logger.warning('%s rate-limited; rescheduled in %.3fs', task, exc.delay or 0)
-        self.queue.emit(S.SIGNAL_RATE_LIMITED, task, exc, final=False)
-        self.queue.post_execute_hooks.run_isolated(task, None, exc)
-        eta = timestamp + datetime.timedelta(seconds=max(exc.delay or 0, 0))
-        self._retry(task, timestamp, spend=False, eta=eta)
+        """``retry=True``: rescheduled for the next window without spending a retry; else
+        retried only with retries left, also after the window (or ``retry_delay``)."""
+        delay = task.retry_delay or exc.delay or 0
+        eta = timestamp + datetime.timedelta(seconds=max(delay, 0))
+        logger.warning('%s rate-limited on %s', task, exc.key)
+        self._failed(task, exc, S.SIGNAL_RATE_LIMITED, timestamp, withheld=True,
+                     spend=not exc.retry, eta=eta)
 
     def _canceled(self, task: 'Task', exc: CancelExecution,
                   timestamp: datetime.datetime) -> None:
+        """Canceled by a pre-execute hook: nothing stored, retried only if it asked."""
         retry = exc.retry is True
         logger.warning('%s canceled%s', task, ' (will be retried)' if retry else '')
         if retry:
@@ -158,7 +174,20 @@ class Executor:
         if retry:
             self._retry(task, timestamp, spend=True)
         else:
-            settle_chord(self.queue, task, SKIPPED)
+            abort_chord_member(self.queue, task, SKIPPED)
+
+    def _canceled_inside(self, task: 'Task', exc: CancelExecution,
+                         timestamp: datetime.datetime) -> None:
+        """``CancelExecution`` raised by the task itself (as in Huey 3.5.4): the error is
+        stored like any failure; retried when ``retry=True``, or ``retry=None`` with
+        retries left; ``retry=False`` ends it."""
+        if exc.retry or (exc.retry is None and task.retries > 0):
+            task.retries = max(task.retries, 1)
+        else:
+            task.retries = 0
+        logger.warning('%s raised CancelExecution%s', task,
+                       ' (will be retried)' if task.retries else '')
+        self._failed(task, exc, S.SIGNAL_CANCELED, timestamp)
 
     def _interrupted(self, task: 'Task') -> None:
         q = self.queue
@@ -170,7 +199,7 @@ class Executor:
                 task.eta = None
                 q.enqueue(task)
         else:
-            give_up(q, task, error_value(task, KeyboardInterrupt('interrupted by shutdown')))
+            give_up(q, task, error_value(q, task, KeyboardInterrupt('interrupted by shutdown')))
 
     def _retry(self, task: 'Task', timestamp: datetime.datetime, spend: bool,
                eta: datetime.datetime | None = None) -> None:
@@ -202,11 +231,23 @@ def give_up(queue: 'TaskQueue', task: 'Task', error: Error) -> None:
                                                                    error.metadata['error']))
             queue.put_result(step.id, Error(metadata))
             step = step.on_complete
-    settle_chord(queue, task, error)
+    abort_chord_member(queue, task, error)
+
+
+def abort_chord_member(queue: 'TaskQueue', task: 'Task', outcome: Any) -> None:
+    """The rest of ``task``'s pipeline will not run: report ``outcome`` to the chord its
+    last step belongs to (a chord member's membership sits on its pipeline's tail)."""
+    step: 'Task | None' = task
+    while step is not None:
+        if step.chord:
+            settle_chord(queue, step, outcome)
+            return
+        step = step.on_complete
 
 
 def settle_chord(queue: 'TaskQueue', task: 'Task', outcome: Any) -> None:
-    """Record a chord member's final outcome; the last one enqueues the callback."""
+    """Record a chord member's final outcome; the last one enqueues the callback with the
+    list of outcomes appended to its own arguments (as in Huey)."""
     info = task.chord
     if not info:
         return
@@ -220,10 +261,11 @@ def settle_chord(queue: 'TaskQueue', task: 'Task', outcome: Any) -> None:
     for index in range(size):
         data = storage.pop_data('%s%s.%d' % (CHORD_PREFIX, chord_id, index))
         outcomes.append(queue.serializer.deserialize(data) if data is not None else SKIPPED)
+    storage.incr(CHORD_PREFIX + chord_id, -size, ttl=CHORD_TTL)  # the chord may be enqueued again
     data = storage.pop_data('%s%s.cb' % (CHORD_PREFIX, chord_id))
     if data is None:
         logger.error('chord %s finished but its callback is missing', chord_id)
         return
     callback = queue.deserialize_task(data)
-    callback.args = (outcomes,) + callback.args
+    callback.extend_data((outcomes,))
     queue.enqueue(callback)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from .exceptions import CancelExecution
+
 logger = logging.getLogger('queue_core')
 
 
@@ -35,9 +37,17 @@ class HookSet:
         return False
 
     def run(self, *args: Any) -> None:
-        """Call every hook with ``args``; exceptions propagate (pre-execute may cancel)."""
-        for func in list(self._hooks.values()):
-            func(*args)
+        """Call every hook with ``args``; ``CancelExecution`` propagates (a pre-execute hook
+        cancels the task), any other exception is logged and the next hook runs, as in
+        Huey."""
+        for name, func in list(self._hooks.items()):
+            try:
+                func(*args)
+            except CancelExecution:
+                logger.warning('%s hook %s canceled the task', self.kind, name)
+                raise
+            except Exception:
+                logger.exception('%s hook %s raised', self.kind, name)
 
     def run_isolated(self, *args: Any) -> None:
         """Call every hook with ``args``; an exception is logged with the hook's name."""

@@ -45,9 +45,14 @@ class TaskLock(_Guard):
         self.key = LOCK_PREFIX + name
 
     def __enter__(self) -> 'TaskLock':
+        self.acquire()
+        return self
+
+    def acquire(self) -> bool:
+        """Take the lock or raise ``TaskLocked``; returns ``True``."""
         if not self.queue.storage.put_if_empty(self.key, b'1', self.ttl):
             raise TaskLocked('unable to acquire lock %s' % self.name)
-        return self
+        return True
 
     def __exit__(self, *exc_info: Any) -> None:
         self.queue.storage.delete_data(self.key)
@@ -60,6 +65,9 @@ class TaskLock(_Guard):
         """Release the lock whoever holds it; returns whether it was held."""
         return self.queue.storage.delete_data(self.key)
 
+    release = clear
+    locked = is_locked
+
 
 class RateLimit(_Guard):
     """At most ``limit`` entries per ``per`` seconds, in fixed windows aligned to the clock
@@ -69,8 +77,13 @@ class RateLimit(_Guard):
 
     def __init__(self, queue: 'TaskQueue', name: str, limit: int, per: float,
                  retry: bool = True, clock: Callable[[], float] = time.time) -> None:
-        if limit < 1 or per <= 0:
-            raise ValueError('rate limit needs limit >= 1 and per > 0')
+        # As in Huey: any whole limit from 0 (every entry refused) and any positive period.
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError('rate limit %r: limit must be a whole number >= 0, not %r'
+                             % (name, limit))
+        if isinstance(per, bool) or not isinstance(per, (int, float)) or per <= 0:
+            raise ValueError('rate limit %r: per must be a number of seconds > 0, not %r'
+                             % (name, per))
         self.queue = queue
         self.name = name
         self.limit = limit
@@ -79,17 +92,30 @@ class RateLimit(_Guard):
         self.clock = clock
 
     def __enter__(self) -> 'RateLimit':
-        self.check()
+        self.acquire()
         return self
 
-    def check(self, now: float | None = None) -> None:
-        """Count one entry in the current window; raise if the window is used up."""
-        now = self.clock() if now is None else now
+    def _key(self, now: float) -> tuple[str, int]:
         window = math.floor(now / self.per)
-        key = '%s%s.%d' % (RATE_PREFIX, self.name, window)
+        return '%s%s.%d' % (RATE_PREFIX, self.name, window), window
+
+    def acquire(self, now: float | None = None) -> None:
+        """Count one entry in the current window; raise ``RateLimitExceeded(name, delay,
+        retry)`` if the window is used up."""
+        now = self.clock() if now is None else now
+        key, window = self._key(now)
         count = self.queue.storage.incr(key, 1, ttl=self.per * 2 + 1)
         if count > self.limit:
-            delay = (window + 1) * self.per - now
-            raise RateLimitExceeded('rate limit %s exceeded (%d per %ss)'
-                                    % (self.name, self.limit, self.per),
-                                    delay=delay, retry=self.retry)
+            raise RateLimitExceeded(self.name, (window + 1) * self.per - now, self.retry)
+
+    def current_usage(self, now: float | None = None) -> int:
+        """How many entries the current window has counted."""
+        key, _ = self._key(self.clock() if now is None else now)
+        return self.queue.storage.incr(key, 0, ttl=self.per * 2 + 1)
+
+    def reset(self, now: float | None = None) -> None:
+        """Forget the entries counted in the current window."""
+        key, _ = self._key(self.clock() if now is None else now)
+        used = self.queue.storage.incr(key, 0, ttl=self.per * 2 + 1)
+        if used:
+            self.queue.storage.incr(key, -used, ttl=self.per * 2 + 1)

@@ -50,9 +50,13 @@ class Result:
         return self.queue.read_result(self.id, preserve)
 
     def get_raw_result(self, blocking: bool = False, timeout: float | None = None,
-                       revoke_on_timeout: bool = False, preserve: bool = False,
-                       **_ignored: Any) -> Any:
-        """The stored value (an ``Error`` for a failure) or ``None`` when not ready."""
+                       backoff: float = 1.15, max_delay: float = 1.0,
+                       revoke_on_timeout: bool = False, preserve: bool = False) -> Any:
+        """The stored value (an ``Error`` for a failure) or ``None`` when not ready.
+
+        A blocking read waits on the storage's notification (``backoff`` and ``max_delay``
+        are accepted for Huey compatibility) and leaves nothing behind in the result
+        store, whether it gets the value or times out."""
         if self._value is not EMPTY:
             return self._value
         value = self._read(preserve)
@@ -80,7 +84,8 @@ class Result:
         raises ``ResultTimeout``. ``backoff`` and ``max_delay`` are accepted for Huey
         compatibility; waiting is notified by the storage rather than polled.
         """
-        value = self.get_raw_result(blocking, timeout, revoke_on_timeout, preserve)
+        value = self.get_raw_result(blocking, timeout, backoff, max_delay, revoke_on_timeout,
+                                    preserve)
         if isinstance(value, Error):
             raise TaskException(value.metadata)
         return value
@@ -95,15 +100,17 @@ class Result:
 
     def revoke(self, revoke_once: bool = True) -> None:
         """Revoke this task (by default, only its next execution)."""
-        self.queue.revoke_by_id(self.id, revoke_once=revoke_once)
+        self.queue.revoke(self.task, revoke_once=revoke_once)
 
     def restore(self) -> bool:
         """Undo ``revoke``."""
-        return self.queue.restore_by_id(self.id)
+        return self.queue.restore(self.task)
 
-    def is_revoked(self) -> bool:
-        """Whether this task is revoked."""
-        return self.queue.is_revoked(self.id)
+    def is_revoked(self, timestamp: datetime.datetime | None = None,
+                   peek: bool = True) -> bool:
+        """Whether this task is revoked, by id or (for a task of a known function) by
+        function; ``peek=False`` consumes a ``revoke_once`` revocation."""
+        return self.queue.is_revoked(self.task, timestamp, peek)
 
     def reschedule(self, eta: datetime.datetime | None = None, delay: Any = None,
                    expires: Any = None, priority: int | None = None,
@@ -143,9 +150,10 @@ class ResultGroup:
     def __getitem__(self, index: int) -> Result:
         return self.results[index]
 
-    def get(self, blocking: bool = True, timeout: float | None = None,
+    def get(self, blocking: bool = False, timeout: float | None = None,
             **kwargs: Any) -> list[Any]:
-        """Every value, in order (blocking by default, as in Huey)."""
+        """Every value, in order (``None`` for one not ready unless ``blocking``, as in
+        Huey); ``timeout`` bounds the whole read."""
         deadline = None if timeout is None else time.monotonic() + timeout
         values = []
         for result in self.results:
@@ -155,6 +163,23 @@ class ResultGroup:
 
     __call__ = get
 
+    def as_completed(self, timeout: float | None = None) -> Iterator[Any]:
+        """Yield each value as soon as it is ready (a failure raises ``TaskException``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiting = list(self.results)
+        while waiting:
+            ready = [r for r in waiting if r.is_ready()]
+            for result in ready:
+                waiting.remove(result)
+                yield result.get()
+            if waiting and not ready:
+                remaining = 1.0 if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ResultTimeout('%d results not ready within %ss'
+                                        % (len(waiting), timeout))
+                head = waiting[0]
+                head.queue.storage.wait_for_data(head.id, min(remaining, 1.0))
+
     def reset(self) -> None:
         """Reset every handle."""
         for result in self.results:
@@ -162,12 +187,16 @@ class ResultGroup:
 
 
 class ChordResult(Result):
-    """The handle of a chord: reads the callback's result; ``.results`` are the members'."""
+    """The handle of a chord: reads the callback's result. ``results`` is the members'
+    group (``results()`` their values), ``callback`` the callback's handle, and
+    ``pipeline_results`` the group of the callback's pipeline (``None`` without one)."""
 
-    def __init__(self, queue: 'TaskQueue', callback: 'Task', results: ResultGroup) -> None:
+    def __init__(self, queue: 'TaskQueue', callback: 'Task', results: ResultGroup,
+                 pipeline: ResultGroup | None = None) -> None:
         super().__init__(queue, callback)
         self.results = results
         self.callback = Result(queue, callback)
+        self.pipeline_results = pipeline
 
     def __repr__(self) -> str:
         return '<ChordResult %s>' % self.id
@@ -177,3 +206,5 @@ class ChordResult(Result):
         super().reset()
         self.callback.reset()
         self.results.reset()
+        if self.pipeline_results is not None:
+            self.pipeline_results.reset()

@@ -73,6 +73,29 @@ class Task:
     def __repr__(self) -> str:
         return '%s: %s' % (self.registry_name, self.id)
 
+    def __eq__(self, other: object) -> bool:
+        # As in Huey: the same id (and eta: a rescheduled copy is another run).
+        if not isinstance(other, Task):
+            return NotImplemented
+        return self.id == other.id and self.eta == other.eta
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def expires_resolved(self) -> datetime.datetime | None:
+        """Huey's name for ``expires_at``: the expiry as a datetime, fixed at first enqueue."""
+        return self.expires_at
+
+    @expires_resolved.setter
+    def expires_resolved(self, value: datetime.datetime | None) -> None:
+        self.expires_at = value
+
+    @property
+    def data(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``(args, kwargs)``, as Huey's ``Task.data``."""
+        return self.args, self.kwargs
+
     @property
     def periodic(self) -> bool:
         """Whether this is a periodic task (its results are never stored)."""
@@ -84,22 +107,22 @@ class Task:
         return bool(self.wrapper is not None and self.wrapper.context)
 
     def then(self, task: 'Task | TaskWrapper', *args: Any, **kwargs: Any) -> 'Task':
-        """Run ``task`` (or ``wrapper.s(*args, **kwargs)``) after this one succeeds, with
-        this one's return value appended to its arguments. Returns ``self`` for chaining."""
-        step = task if isinstance(task, Task) else task.s(*args, **kwargs)
+        """Run ``task`` after this one succeeds, with this one's return value appended to
+        its arguments (a wrapper becomes ``wrapper.s(*args, **kwargs)``; a task instance
+        gets ``args``/``kwargs`` added to its own). Returns ``self`` for chaining."""
         if self.on_complete is not None:
-            self.on_complete.then(step)
+            self.on_complete.then(task, *args, **kwargs)
         else:
-            self.on_complete = step
+            self.on_complete = signature(task, args, kwargs)
         return self
 
     def error(self, task: 'Task | TaskWrapper', *args: Any, **kwargs: Any) -> 'Task':
-        """Run ``task`` after each failed attempt of this one, with the exception appended."""
-        step = task if isinstance(task, Task) else task.s(*args, **kwargs)
+        """Run ``task`` after a failed attempt of this one (see ``store_intermediate_errors``),
+        with the exception appended. Returns ``self``."""
         if self.on_error is not None:
-            self.on_error.error(step)
+            self.on_error.error(task, *args, **kwargs)
         else:
-            self.on_error = step
+            self.on_error = signature(task, args, kwargs)
         return self
 
     def chain(self) -> list['Task']:
@@ -113,12 +136,13 @@ class Task:
     def extend_data(self, data: Any) -> None:
         """Feed a previous step's output: a tuple spreads into the arguments, a dict into
         the keyword arguments, anything else is appended as one argument."""
-        if data is None:
+        if data is None or data == ():
             return
         if isinstance(data, tuple):
             self.args += data
         elif isinstance(data, dict):
-            self.kwargs.update(data)
+            for key, value in data.items():  # as in Huey: never override a given keyword
+                self.kwargs.setdefault(key, value)
         else:
             self.args += (data,)
 
@@ -137,20 +161,23 @@ class Task:
         """Record when execution started (for ``check_timeout``)."""
         self._started = time.monotonic() if now is None else now
 
-    def time_remaining(self) -> float | None:
-        """Seconds left before the timeout, or ``None`` without a timeout or start time."""
+    @property
+    def time_remaining(self) -> float:
+        """Seconds left before the timeout (never below 0); ``inf`` without a timeout or
+        before the task started."""
         if not self.timeout or self._started is None:
-            return None
-        return self.timeout - (time.monotonic() - self._started)
+            return float('inf')
+        return max(0.0, self.timeout - (time.monotonic() - self._started))
 
+    @property
     def is_timed_out(self) -> bool:
         """Whether the task has run past its ``timeout``."""
-        remaining = self.time_remaining()
-        return remaining is not None and remaining <= 0
+        return bool(self.timeout) and self._started is not None and (
+            time.monotonic() - self._started >= self.timeout)
 
     def check_timeout(self) -> None:
         """Raise ``TaskTimeout`` if the task has run past its ``timeout``."""
-        if self.is_timed_out():
+        if self.is_timed_out:
             raise TaskTimeout('task %s ran past its timeout of %ss' % (self.id, self.timeout))
 
     def execute(self) -> Any:
@@ -163,6 +190,19 @@ class Task:
         if self.wrapper.context:
             kwargs['task'] = self
         return self.wrapper.func(*self.args, **kwargs)
+
+
+def signature(task: 'Task | TaskWrapper', args: tuple[Any, ...] = (),
+              kwargs: dict[str, Any] | None = None) -> Task:
+    """A pipeline step or callback: ``wrapper.s(*args, **kwargs)``, or a task instance with
+    ``args`` and ``kwargs`` added to its own (as Huey's ``then`` does)."""
+    if not isinstance(task, Task):
+        return task.s(*args, **(kwargs or {}))
+    if args:
+        task.extend_data(tuple(args))
+    if kwargs:
+        task.extend_data(dict(kwargs))
+    return task
 
 
 def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -179,6 +219,11 @@ class TaskWrapper:
                  priority: int | None = None, context: bool = False, name: str | None = None,
                  expires: Any = None, timeout: float | None = None,
                  validate_datetime: Callable[[datetime.datetime], bool] | None = None) -> None:
+        if inspect.iscoroutinefunction(func):
+            raise ConfigurationError(
+                'task %s is a coroutine function; tasks run in worker processes without an '
+                'event loop: wrap it with asyncio.run() in a regular function'
+                % getattr(func, '__qualname__', func))
         _refuse_reserved_parameters(func)
         self.queue = queue
         self.func = func
@@ -196,6 +241,50 @@ class TaskWrapper:
 
     def __repr__(self) -> str:
         return '<TaskWrapper %s>' % self.registry_name
+
+    @property
+    def huey(self) -> 'TaskQueue':
+        """The queue this task belongs to (Huey's name for it)."""
+        return self.queue
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The decorator's task options (``retries``, ``retry_delay``, …)."""
+        return dict(self.defaults)
+
+    @property
+    def retries(self) -> int:
+        """Retries each call gets unless the call says otherwise."""
+        return self.defaults['retries']
+
+    @property
+    def retry_delay(self) -> float:
+        """Seconds between retries, by default."""
+        return self.defaults['retry_delay']
+
+    @property
+    def retry_backoff(self) -> float | None:
+        """Factor applied to ``retry_delay`` after each retry, by default."""
+        return self.defaults['retry_backoff']
+
+    @property
+    def priority(self) -> int | None:
+        """Default priority of this task's calls."""
+        return self.defaults['priority']
+
+    @property
+    def expires(self) -> Any:
+        """Default expiry (seconds or datetime) of this task's calls."""
+        return self.defaults['expires']
+
+    @property
+    def timeout(self) -> float | None:
+        """Default timeout in seconds of this task's calls."""
+        return self.defaults['timeout']
+
+    def unregister(self) -> bool:
+        """Remove this task from its queue's registry; returns whether it was registered."""
+        return self.queue.registry.unregister(self)
 
     def s(self, *args: Any, **kwargs: Any) -> Task:
         """Make a task for this call without enqueueing it (reserved options apply)."""
@@ -236,9 +325,11 @@ class TaskWrapper:
         """Revoke every call of this task (until ``revoke_until``, or just the next one)."""
         self.queue.revoke_all(self.registry_name, revoke_until, revoke_once)
 
-    def is_revoked(self, timestamp: datetime.datetime | None = None) -> bool:
-        """Whether calls of this task are revoked."""
-        return self.queue.is_revoked(self.registry_name, timestamp)
+    def is_revoked(self, timestamp: datetime.datetime | None = None,
+                   peek: bool = True) -> bool:
+        """Whether calls of this task are revoked (``peek=False`` consumes a
+        ``revoke_once`` revocation and clears a lapsed ``revoke_until``)."""
+        return self.queue.is_revoked(self, timestamp, peek)
 
     def restore(self) -> bool:
         """Undo ``revoke``; returns whether a revocation was removed."""
