@@ -1,0 +1,44 @@
+"""Fixtures for the live view: brokers on free loopback ports and raw publishers."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import zmq
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), 'signal_bus'))
+
+from bus_helpers import RawPusher, loopback_broker_config  # noqa: E402
+
+from signal_bus.broker import Broker  # noqa: E402
+
+
+@pytest.fixture
+def start_broker():
+    """``start_broker(**BrokerConfig options)``: brokers that stop when the test ends."""
+    started: list[Broker] = []
+
+    def start(**options) -> Broker:
+        started.append(Broker(loopback_broker_config(**options)).start())
+        return started[-1]
+
+    yield start
+    for broker in started:
+        broker.stop()
+
+
+@pytest.fixture
+def pusher():
+    """``pusher(broker)``: a raw publisher on that broker's ingest endpoint."""
+    context = zmq.Context()
+    made: list[RawPusher] = []
+
+    def make(broker) -> RawPusher:
+        made.append(RawPusher(context, broker.endpoints.ingest))
+        return made[-1]
+
+    yield make
+    for item in made:
+        item.close()
+    context.destroy(linger=0)

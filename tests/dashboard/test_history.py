@@ -1,0 +1,164 @@
+"""The history store and its subscriber, against a real broker."""
+from __future__ import annotations
+
+import time
+import uuid
+
+from helpers import wait_until
+
+from signal_bus.dashboard.recorder import HistoryRecorder, RecorderConfig
+from signal_bus.history import History, Retention
+
+
+def _history(tmp_path, **retention) -> History:
+    return History('sqlite:///' + str(tmp_path / 'history.db'), Retention(**retention))
+
+
+def _recorder(history, broker) -> HistoryRecorder:
+    recorder = HistoryRecorder(history, RecorderConfig(
+        connect=broker.endpoints.publish, control=broker.endpoints.control,
+        batch_seconds=0.01, prune_seconds=3600))
+    recorder.start()
+    assert recorder.resumed.wait(10), 'the recorder never reached the broker'
+    return recorder
+
+
+def _life(push, task_id, outcome='complete', **body):
+    push.send('enqueued', task_id, None, name='app.add', source='app', ts=time.time(), **body)
+    push.send('executing', task_id, None, name='app.add', source='worker', ts=time.time())
+    push.send(outcome, task_id, None, name='app.add', source='worker', final=True,
+              ts=time.time(),
+              exc={'type': 'ValueError', 'message': 'boom', 'traceback': 'tb'}
+              if outcome != 'complete' else None)
+
+
+def _stored(history, count):
+    return wait_until(lambda: history.position()[1] >= count, timeout=15,
+                      message='%d events stored' % count)
+
+
+def test_every_event_is_stored_with_totals_and_a_timeline(tmp_path, start_broker, pusher):
+    broker, history = start_broker(), _history(tmp_path)
+    recorder = _recorder(history, broker)
+    push = pusher(broker)
+    ok, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    _life(push, ok, queue='main')
+    _life(push, bad, 'error')
+    _stored(history, 6)
+    recorder.stop()
+    assert history.overview()['totals'] == {'enqueued': 2, 'executing': 2, 'complete': 1,
+                                            'error': 1}
+    timeline = history.timeline(bad)
+    assert [e['signal'] for e in timeline['events']] == ['enqueued', 'executing', 'error']
+    assert timeline['events'][-1]['exc']['message'] == 'boom'
+    assert [f['task_id'] for f in history.recent_failures()] == [bad]
+    assert history.timeline('no-such-task') is None
+    assert {row['queue'] for row in history.totals()} == {'main', ''}
+
+
+def test_a_reopened_task_keeps_every_life_on_one_timeline(tmp_path, start_broker, pusher):
+    broker, history = start_broker(), _history(tmp_path)
+    recorder = _recorder(history, broker)
+    push = pusher(broker)
+    task_id = str(uuid.uuid4())
+    _life(push, task_id, 'interrupted')
+    _life(push, task_id)
+    _stored(history, 6)
+    recorder.stop()
+    timeline = history.timeline(task_id)
+    assert [e['life'] for e in timeline['events']] == [1, 1, 1, 2, 2, 2]
+    assert timeline['lives'] == 2
+    assert history.inflight_count() == 0
+
+
+def test_a_restarted_recorder_takes_what_it_missed_from_the_ring(tmp_path, start_broker,
+                                                                pusher):
+    broker, history = start_broker(), _history(tmp_path)
+    recorder = _recorder(history, broker)
+    push = pusher(broker)
+    _life(push, str(uuid.uuid4()))
+    _stored(history, 3)
+    recorder.stop()
+    missed = [str(uuid.uuid4()) for _ in range(5)]
+    for task_id in missed:
+        _life(push, task_id)
+    wait_until(lambda: broker.stats()['last_seq'] >= 18, message='the broker to take all')
+    recorder = _recorder(history, broker)
+    _stored(history, 18)
+    recorder.stop()
+    ids = [e['task_id'] for e in history.search_events(limit=100)]
+    assert len(ids) == 18 and all(ids.count(t) == 3 for t in missed)
+    assert history.lost_total() == 0 and history.incidents() == []
+
+
+def test_what_the_ring_no_longer_holds_is_a_counted_loss(tmp_path, start_broker, pusher):
+    broker, history = start_broker(ring=5), _history(tmp_path)
+    recorder = _recorder(history, broker)
+    push = pusher(broker)
+    _life(push, str(uuid.uuid4()))
+    _stored(history, 3)
+    recorder.stop()
+    for _ in range(4):
+        _life(push, str(uuid.uuid4()))
+    wait_until(lambda: broker.stats()['last_seq'] >= 15, message='the broker to take all')
+    recorder = _recorder(history, broker)
+    _stored(history, 15)
+    recorder.stop()
+    assert history.lost_total() == 7
+    assert [(i['kind'], i['count'], i['first_seq'], i['last_seq'])
+            for i in history.incidents()] == [('loss', 7, 4, 10)]
+    assert sum(history.overview()['totals'].values()) == 3 + 5
+
+
+def test_a_broker_restart_is_stored_and_numbering_continues(tmp_path, start_broker, pusher):
+    first, history = start_broker(), _history(tmp_path)
+    recorder = _recorder(history, first)
+    _life(pusher(first), str(uuid.uuid4()))
+    _stored(history, 3)
+    recorder.stop()
+    first.stop()
+    second = start_broker()
+    _life(pusher(second), str(uuid.uuid4()))
+    wait_until(lambda: second.stats()['last_seq'] >= 3, message='the new broker to take all')
+    recorder = _recorder(history, second)
+    wait_until(lambda: history.position() == (second.epoch, 3), timeout=15,
+               message='the new epoch stored')
+    recorder.stop()
+    assert [i['kind'] for i in history.incidents()] == ['restart']
+    assert sum(history.overview()['totals'].values()) == 6
+
+
+def _event(seq, task_id, signal, ts, final=False):
+    return {'epoch': 1, 'seq': seq, 'ts': ts, 'signal': signal, 'task_id': task_id,
+            'task_name': 'app.t', 'final': final}
+
+
+def test_retention_prunes_old_events_but_keeps_failed_timelines_longer(tmp_path):
+    history = _history(tmp_path, retention_hours=1, keep_failures_hours=10)
+    now = time.time()
+    old = now - 2 * 3600
+    history.store([_event(1, 'ok', 'enqueued', old), _event(2, 'ok', 'complete', old, True),
+                   _event(3, 'bad', 'enqueued', old), _event(4, 'bad', 'error', old, True),
+                   _event(5, 'new', 'enqueued', now)])
+    assert history.prune(now) == 2
+    assert history.timeline('ok') is None
+    assert [e['signal'] for e in history.timeline('bad')['events']] == ['enqueued', 'error']
+    assert history.overview(now=now)['totals']['enqueued'] == 3
+    assert history.prune(now + 11 * 3600) == 3
+
+
+def test_max_events_prunes_oldest_first(tmp_path):
+    history = _history(tmp_path, max_events=3)
+    now = time.time()
+    history.store([_event(seq, 't%d' % seq, 'enqueued', now) for seq in range(1, 7)])
+    history.prune(now)
+    assert [e['seq'] for e in history.recent_events(10)] == [6, 5, 4]
+    assert sum(history.overview(now=now)['totals'].values()) == 6
+
+
+def test_an_overlapping_replay_is_stored_once(tmp_path):
+    history = _history(tmp_path)
+    now = time.time()
+    assert history.store([_event(1, 'a', 'enqueued', now), _event(2, 'a', 'executing', now)]) == 2
+    assert history.store([_event(2, 'a', 'executing', now), _event(3, 'a', 'complete', now)]) == 1
+    assert [e['seq'] for e in history.timeline('a')['events']] == [1, 2, 3]
