@@ -59,17 +59,19 @@ class DeadlineFlag(StopFlag):
 
 
 class Backoff:
-    """Delays for consecutive storage failures: ``initial`` doubling up to ``maximum``.
+    """Delays for consecutive storage failures: ``initial`` growing by ``factor`` (doubling
+    by default) up to ``maximum``.
 
     ``wait()`` sleeps on ``stop`` so a shutdown request cuts the wait short; it returns
     whether the caller should carry on (``False`` once ``stop`` is set).
     """
 
     def __init__(self, stop: StopFlag, initial: float = 0.1,
-                 maximum: float = 5.0) -> None:
+                 maximum: float = 5.0, factor: float = 2.0) -> None:
         self.stop = stop
         self.initial = initial
         self.maximum = maximum
+        self.factor = factor
         self.failures = 0
 
     @property
@@ -77,7 +79,7 @@ class Backoff:
         """The wait before the next attempt."""
         if self.failures == 0:
             return 0.0
-        return min(self.maximum, self.initial * (2 ** (self.failures - 1)))
+        return min(self.maximum, self.initial * (self.factor ** (self.failures - 1)))
 
     def failed(self, what: str, exc: BaseException) -> bool:
         """Record one failure, log it, wait; return whether to try again."""

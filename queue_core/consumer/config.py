@@ -8,6 +8,7 @@ from ..exceptions import ConfigurationError
 WORKER_PROCESS = 'process'
 WORKER_THREAD = 'thread'
 WORKER_TYPES = (WORKER_PROCESS, WORKER_THREAD)
+GRACEFUL_SIGNALS = ('INT', 'TERM')
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class ConsumerConfig:
     lease: float = 30.0
     requeue_interrupted: bool = False
     flush_locks: bool = False
+    #: Names of further locks to flush at start (Huey's ``-L``), besides the tasks' own.
+    extra_locks: tuple[str, ...] = ()
     max_tasks: int | None = None
     shutdown_timeout: float | None = None
     #: Longest single wait for work, so a stop request is noticed promptly.
@@ -39,6 +42,11 @@ class ConsumerConfig:
     #: Storage-outage backoff: first delay and cap, doubling in between.
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
+    #: Growth of that delay from one failure to the next (Huey's ``-b``; at least 1).
+    backoff_factor: float = 2.0
+    #: The signal that stops gracefully, ``'INT'`` or ``'TERM'``; the other one stops at
+    #: once (Huey's ``-g``).
+    graceful_signal: str = 'INT'
 
     def __post_init__(self) -> None:
         problems = []
@@ -55,6 +63,12 @@ class ConsumerConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 problems.append('%s must not be negative (got %r)' % (name, value))
+        if self.backoff_factor < 1:
+            problems.append('backoff factor must be at least 1 (got %r)'
+                            % (self.backoff_factor,))
+        if self.graceful_signal not in GRACEFUL_SIGNALS:
+            problems.append('graceful signal must be INT or TERM (got %r)'
+                            % (self.graceful_signal,))
         if self.max_tasks is not None and self.max_tasks < 1:
             problems.append('max_tasks must be at least 1 (got %r)' % (self.max_tasks,))
         if problems:

@@ -4,9 +4,29 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 from typing import Any
 
 from ..exceptions import ConfigurationError
+
+
+class AppImportError(ConfigurationError):
+    """The application's module was found but raised while it was imported; ``details()``
+    is the app's own traceback, which the CLI prints instead of a PYTHONPATH hint."""
+
+    def __init__(self, module_name: str, exc: BaseException) -> None:
+        super().__init__('importing %r raised %s: %s' % (module_name, type(exc).__name__, exc))
+        self.exc = exc
+
+    def details(self) -> str:
+        """The traceback of the exception raised inside the application."""
+        return ''.join(traceback.format_exception(type(self.exc), self.exc,
+                                                  self.exc.__traceback__))
+
+
+def _is_the_path(missing: str | None, module_name: str) -> bool:
+    """Whether the module not found is ``module_name`` or one of its parent packages."""
+    return bool(missing) and (module_name == missing or module_name.startswith(missing + '.'))
 
 
 def load_queue(path: str) -> Any:
@@ -14,7 +34,8 @@ def load_queue(path: str) -> Any:
     ``TaskQueue`` it names.
 
     Raises ``ConfigurationError`` saying what was wrong when the path does not resolve
-    or names something other than a ``TaskQueue``.
+    or names something other than a ``TaskQueue``, and ``AppImportError`` (a
+    ``ConfigurationError``) when the module was found but raised while it was imported.
     """
     from ..api import TaskQueue
 
@@ -27,10 +48,14 @@ def load_queue(path: str) -> Any:
         sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # an app that fails to import is a configuration problem
-        raise ConfigurationError('cannot import module %r for %r: %s: %s; run the consumer '
-                                 'from the directory that holds it or add it to PYTHONPATH'
-                                 % (module_name, path, type(exc).__name__, exc)) from exc
+    except ModuleNotFoundError as exc:
+        if not _is_the_path(exc.name, module_name):  # the app imports something missing
+            raise AppImportError(module_name, exc) from exc
+        raise ConfigurationError('cannot import module %r for %r: no module named %r; run '
+                                 'the consumer from the directory that holds it or add it '
+                                 'to PYTHONPATH' % (module_name, path, exc.name)) from exc
+    except Exception as exc:  # raised by the app's own code while it was imported
+        raise AppImportError(module_name, exc) from exc
     try:
         obj = getattr(module, attr)
     except AttributeError:

@@ -86,7 +86,8 @@ class Scheduler:
 
     def run(self) -> None:
         """Tick until ``stop`` is set, riding out storage outages with backoff."""
-        backoff = Backoff(self.stop, self.config.backoff_initial, self.config.backoff_max)
+        backoff = Backoff(self.stop, self.config.backoff_initial, self.config.backoff_max,
+                          self.config.backoff_factor)
         while not self.stop.is_set():
             try:
                 self.tick()

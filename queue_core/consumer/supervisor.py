@@ -2,7 +2,11 @@
 recovers abandoned in-flight tasks, and turns OS signals into shutdown and restart.
 
 Signals: SIGINT graceful stop (a second SIGINT escalates to an immediate stop), SIGTERM
-immediate stop, SIGHUP graceful restart of every worker.
+immediate stop (the other way round with ``graceful_signal='TERM'``, Huey's ``-g TERM``), SIGHUP graceful restart: every worker finishes its task and is replaced,
+or, with ``reexec_on_hup`` (as ``queue-consumer`` runs it, like Huey's consumer), the
+whole consumer stops gracefully and ``run()`` returns with ``reexec_requested`` set so the
+caller executes the program again and new code is loaded; a broker hosted with
+``--broker`` is left running then, for the new image to adopt.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import Any, Callable
 
 from ..exceptions import ConfigurationError, StorageError
 from ..storage.memory import MemoryStorage
+from .beacon import ConsumerBeacon
 from .broker_host import EmbeddedBroker, check_bus, default_ingest
 from .config import WORKER_PROCESS, ConsumerConfig
 from .pool import ProcessHandle, ThreadHandle
@@ -42,6 +47,11 @@ class Supervisor:
         self.workers: list[Any] = []
         self._flags = SharedFlags()
         self.broker: EmbeddedBroker | None = None
+        self.beacon: ConsumerBeacon | None = None
+        #: Set by ``queue-consumer``: SIGHUP re-executes the consumer instead of
+        #: restarting the workers only; ``reexec_requested`` tells the caller to do it.
+        self.reexec_on_hup = False
+        self.reexec_requested = False
         self.stopping = False
         self.terminating = False
         self._pid = os.getpid()
@@ -69,9 +79,9 @@ class Supervisor:
 
     def _prepare(self) -> None:
         self.queue.requeue_interrupted = self.config.requeue_interrupted
-        if self.config.flush_locks:
-            self.queue.flush_locks()
-            logger.info('flushed task locks')
+        if self.config.flush_locks or self.config.extra_locks:
+            flushed = self.queue.flush_locks(*self.config.extra_locks)
+            logger.info('flushed task locks: %s', ', '.join(sorted(flushed)) or '(none held)')
         bus = self.config.bus
         if self.config.broker:
             self.broker = EmbeddedBroker(bus)
@@ -80,6 +90,9 @@ class Supervisor:
         if bus:
             self.queue.attach_bus(self._bus_config(bus))
             logger.info('publishing signals to %s', bus)
+            self.beacon = ConsumerBeacon(self._bus_config(bus), self.queue.name,
+                                         self.config.workers)
+            self.beacon.start()
 
     def _bus_config(self, ingest: str) -> Any:
         """The bus to publish to: ``ingest``, with the configured CURVE keys if any."""
@@ -129,6 +142,7 @@ class Supervisor:
             logger.info('consumer started: %d %s worker(s), lease %ss, storage %s',
                         self.config.workers, self.config.worker_type, self.config.lease,
                         type(self.queue.storage).__name__)
+            self._log_tasks()
             self._sweep()
             for _ in range(self.config.workers):
                 self._start_worker()
@@ -137,12 +151,28 @@ class Supervisor:
                 self.step()
         finally:
             self.scheduler.join(timeout=KILL_AFTER)
+            if self.beacon is not None:
+                self.beacon.stop()
             if self.broker is not None:
-                self.broker.stop()
+                if self.reexec_requested:
+                    self.broker.handover()
+                else:
+                    self.broker.stop()
             self._restore_signals()
             close_queue(self.queue)
-        logger.info('consumer stopped')
+        logger.info('consumer stopped%s', '; executing it again (SIGHUP)'
+                    if self.reexec_requested else '')
         return 0
+
+    def _log_tasks(self) -> None:
+        """The startup lines naming what this consumer can run (as Huey's consumer does)."""
+        registry = self.queue.registry
+        wrappers = [registry.lookup(name) for name in sorted(registry.names())]
+        periodic = [w.registry_name for w in wrappers if w is not None and w.periodic]
+        regular = [w.registry_name for w in wrappers if w is not None and not w.periodic]
+        logger.info('registered tasks: %s', ', '.join(regular) or '(none)')
+        logger.info('periodic tasks: %s%s', ', '.join(periodic) or '(none)',
+                    '' if self.config.periodic or not periodic else ' (not enqueued: -n)')
 
     def step(self) -> None:
         """Wait for a worker to end, a signal, or the next chore; then deal with it."""
@@ -150,6 +180,8 @@ class Supervisor:
         wait(sentinels + [self._wake_r], TICK)
         self._handle_signals()
         self._reap()
+        if self.broker is not None and not self.stopping:
+            self.broker.check()
         now = time.monotonic()
         if not self.stopping:
             self._start_due(now)
@@ -167,15 +199,23 @@ class Supervisor:
         except BlockingIOError:
             return
         for signum in received:
-            if signum == signal.SIGINT:
+            graceful, immediate = ((signal.SIGTERM, signal.SIGINT)
+                                   if self.config.graceful_signal == 'TERM'
+                                   else (signal.SIGINT, signal.SIGTERM))
+            name = signal.Signals(signum).name
+            if signum == graceful:
                 if self.stopping:
-                    self.terminate('second SIGINT')
+                    self.terminate('second %s' % name)
                 else:
-                    self.stop('SIGINT')
-            elif signum == signal.SIGTERM:
-                self.terminate('SIGTERM')
+                    self.stop(name)
+            elif signum == immediate:
+                self.terminate(name)
             elif signum == signal.SIGHUP:
-                self.restart_workers()
+                if not self.reexec_on_hup:
+                    self.restart_workers()
+                elif not self.stopping:
+                    self.reexec_requested = True
+                    self.stop('SIGHUP: executing the consumer again')
 
     # -- workers -----------------------------------------------------------------
     def _start_worker(self) -> None:

@@ -44,7 +44,8 @@ def test_every_option_reaches_the_config():
     ['app.q', '-c', '3', '-C'],
     ['app.q', '-v', '-q'],
     ['app.q', '-w', '0'],
-    ['app.q', '-k', 'greenlet'],
+    ['app.q', '-k', 'fiber'],
+    ['app.q', '-g', 'HUP'],
     ['app.q', '--lease', '-1'],
     ['app.q', '--max-tasks', 'many'],
     [],
@@ -100,6 +101,67 @@ def test_a_module_that_fails_to_import_is_a_configuration_error(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigurationError, match='RuntimeError: boom at import'):
         load_queue('broken_app_for_cli.q')
+
+
+def test_hueys_option_table_is_accepted_with_hueys_meaning():
+    args = build_parser().parse_args([
+        'app.q', '-w', '4', '-k', 'thread', '-d', '0.2', '-m', '8', '-b', '1.15', '-c', '7',
+        '-f', '-L', 'one, two', '-M', '9', '-t', '3', '-g', 'TERM', '-s', '2', '-n',
+        '-l', 'consumer.log', '-q', '-S'])
+    config = config_from_args(args)
+    assert (config.workers, config.worker_type, config.health_check_interval) == (4, 'thread', 7)
+    assert (config.backoff_initial, config.backoff_max, config.backoff_factor) == (0.2, 8, 1.15)
+    assert config.flush_locks and config.extra_locks == ('one', 'two')
+    assert (config.max_tasks, config.shutdown_timeout, config.graceful_signal) == (9, 3, 'TERM')
+    assert (config.scheduler_interval, config.periodic) == (2, False)
+    assert (args.logfile, args.quiet, args.simple) == ('consumer.log', True, True)
+    assert config_from_args(build_parser().parse_args(['app.q', '-C'])
+                            ).health_check_interval is None
+    assert build_parser().parse_args(['app.q', '-v']).verbose
+
+
+def test_greenlet_workers_are_refused_in_one_line(capsys):
+    assert main(['app.q', '-k', 'greenlet']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'greenlet workers are not supported' in err
+
+
+def test_a_backoff_below_1_is_a_usage_error(capsys):
+    assert main(['app.q', '-b', '0.5']) == 2
+    err = capsys.readouterr().err
+    assert 'usage: queue-consumer' in err and 'backoff factor must be at least 1' in err
+
+
+def test_an_app_that_raises_while_imported_shows_its_own_traceback(tmp_path, monkeypatch,
+                                                                     capsys):
+    (tmp_path / 'raising_app_for_cli.py').write_text(
+        'from queue_core import TaskQueue\nq = TaskQueue("r", storage="memory://")\n'
+        'settings = {}\ntoken = settings["TOKEN"]\n')
+    (tmp_path / 'needs_missing_for_cli.py').write_text('import no_such_dependency_here\n')
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert main(['raising_app_for_cli.q', '-k', 'thread']) == 2
+        err = capsys.readouterr().err
+        assert "importing 'raising_app_for_cli' raised KeyError: 'TOKEN'" in err
+        assert 'Traceback' in err and 'raising_app_for_cli.py", line 4' in err
+        assert 'PYTHONPATH' not in err and 'usage:' not in err
+        # A module the app imports is missing: the app's traceback, not a PYTHONPATH hint.
+        assert main(['needs_missing_for_cli.q', '-k', 'thread']) == 2
+        err = capsys.readouterr().err
+        assert "No module named 'no_such_dependency_here'" in err and 'Traceback' in err
+        assert 'PYTHONPATH' not in err
+    finally:
+        sys.modules.pop('raising_app_for_cli', None)
+        sys.modules.pop('needs_missing_for_cli', None)
+
+
+def test_an_app_module_that_is_not_found_gets_the_pythonpath_hint_and_no_usage(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(['not_here_at_all.tasks.q']) == 2
+    err = capsys.readouterr().err
+    assert "no module named 'not_here_at_all'" in err and 'PYTHONPATH' in err
+    assert 'usage:' not in err and 'Traceback' not in err
 
 
 def test_bad_config_values_raise_configuration_error():
