@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any, Callable, NamedTuple
 
+import msgpack
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
@@ -26,6 +27,8 @@ from .ring import Ring
 logger = logging.getLogger('signal_bus.broker')
 
 _INGEST_BATCH = 1000
+#: Topic frames kept for reuse; cleared when full (task names are few in practice).
+_TOPIC_CACHE = 10_000
 #: A plain int: pyzmq's enum flags cost an enum operation per frame sent.
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
@@ -54,6 +57,7 @@ class BrokerCounters:
     gaps: int = 0
     control_errors: int = 0
     internal_errors: int = 0
+    consumer_meta: int = 0
     by_signal: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
@@ -86,6 +90,8 @@ class Broker:
         self._publishers = PublisherTable(self.config.max_publishers)
         self._ring: Ring[tuple[bytes, bytes, bytes]] = Ring(self.config.ring)
         self._subscriptions = 0
+        self._topics: dict[tuple[str, str], bytes] = {}
+        self._pack_meta = msgpack.Packer().pack
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -225,42 +231,75 @@ class Broker:
                 self._drain_control(sockets.control)
 
     def _drain_ingest(self, sockets: _Sockets) -> None:
+        recv = sockets.ingest.recv_multipart
+        publish = sockets.publish
         for _ in range(_INGEST_BATCH):
             try:
-                frames = sockets.ingest.recv_multipart(_NOBLOCK)
+                frames = recv(_NOBLOCK)
             except zmq.Again:
                 return
             try:
-                self._ingest(frames, sockets.publish)
-            except Exception:  # a bug must cost one event, never the broker
+                self._ingest(frames, publish)
+            except Exception:  # a bug must cost one message, never the broker
                 self.counters.internal_errors += 1
-                logger.exception('internal error while handling an event; it was dropped')
+                logger.exception('internal error while handling an ingest message; '
+                                 'it was dropped')
 
     def _ingest(self, frames: list[bytes], publish: zmq.Socket) -> None:
+        """One ingest message: k ``[header, body]`` pairs (1 <= k <= 64), or a one-frame
+        ``_consumer`` map; anything else is one malformed message."""
+        count = len(frames)
+        if count == 2:
+            self._ingest_event(frames[0], frames[1], publish)
+        elif count == 1:
+            self._ingest_consumer(frames[0], publish)
+        elif count % 2 == 0 and count <= 2 * wire.MAX_BATCH_EVENTS:
+            for index in range(0, count, 2):
+                self._ingest_event(frames[index], frames[index + 1], publish)
+        else:
+            self.counters.received += 1
+            self.counters.malformed += 1
+            logger.debug('dropped a message of %d frames (an event is 2 frames, a batch '
+                         'up to %d pairs)', count, wire.MAX_BATCH_EVENTS)
+
+    def _ingest_event(self, header_frame: bytes, body: bytes, publish: zmq.Socket) -> None:
         counters = self.counters
         counters.received += 1
-        if len(frames) != 2:
-            counters.malformed += 1
-            logger.debug('dropped a message of %d frames (an event has 2)', len(frames))
-            return
-        if len(frames[0]) + len(frames[1]) > self.config.max_event_bytes:
+        if len(header_frame) + len(body) > self.config.max_event_bytes:
             counters.oversized += 1
             logger.debug('dropped an event of %d bytes (max %d)',
-                         len(frames[0]) + len(frames[1]), self.config.max_event_bytes)
+                         len(header_frame) + len(body), self.config.max_event_bytes)
             return
         try:
-            header = wire.decode_header(frames[0])
-            info = wire.check_body(frames[1])
+            header = wire.decode_header_fast(header_frame)
+            final = wire.check_body_fast(body)
+            if header.pub not in self._publishers:
+                loss = self._publishers.observe(header, wire.check_body(body))
+            else:
+                loss = self._publishers.observe(header, None)
         except WireError as exc:
             counters.malformed += 1
             logger.debug('dropped a malformed event: %s', exc)
             return
-        loss = self._publishers.observe(header, info)
         if loss is not None:
             self._report_loss(publish, loss)
         now = self._clock()
-        self._publish_all(publish, self._sequencer.push(
-            Pending(header, frames[1], info, now), now))
+        released = self._sequencer.push(Pending(header, body, final, now), now)
+        for event, gap in released:
+            self._publish(publish, event, gap)
+
+    def _ingest_consumer(self, frame: bytes, publish: zmq.Socket) -> None:
+        """A consumer's ``_consumer`` map: fanned out as a meta message, neither numbered
+        nor ordered (SPEC §7); anything else in one frame is malformed."""
+        try:
+            wire.decode_consumer_meta(frame)
+        except WireError as exc:
+            self.counters.received += 1
+            self.counters.malformed += 1
+            logger.debug('dropped a one-frame message that is no _consumer map: %s', exc)
+            return
+        self.counters.consumer_meta += 1
+        self._send(publish, [wire.CONSUMER_TOPIC, frame])
 
     def _publish_all(self, publish: zmq.Socket, released: list[Released]) -> None:
         for event, gap in released:
@@ -268,16 +307,38 @@ class Broker:
 
     def _publish(self, publish: zmq.Socket, event: Pending, gap: bool) -> None:
         counters = self.counters
-        signal = event.header.signal
-        seq = self._ring.last_seq + 1
-        sseq = counters.by_signal.get(signal, 0) + 1
-        counters.by_signal[signal] = sseq
+        header = event.header
+        signal = header.signal
+        by_signal = counters.by_signal
+        sseq = by_signal.get(signal, 0) + 1
+        by_signal[signal] = sseq
         counters.published += 1
-        counters.gaps += gap
-        topic = wire.topic_for(signal, event.header.task_name)
-        meta = wire.encode_meta_fields(seq, sseq, self.epoch, gap)
-        self._ring.append(seq, (topic, meta, event.body))
-        self._send(publish, [topic, meta, event.body])
+        ring = self._ring
+        seq = ring.last_seq + 1
+        key = (signal, header.task_name)
+        topic = self._topics.get(key)
+        if topic is None:
+            topic = self._topic_for(key)
+        if gap:
+            counters.gaps += 1
+            meta = wire.encode_meta_fields(seq, sseq, self.epoch, True)
+        else:
+            meta = self._pack_meta({'seq': seq, 'sseq': sseq, 'epoch': self.epoch})
+        body = event.body
+        ring.append(seq, (topic, meta, body))
+        try:
+            publish.send(topic, _NOBLOCK_MORE)
+            publish.send(meta, _NOBLOCK_MORE)
+            publish.send(body, _NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def _topic_for(self, key: tuple[str, str]) -> bytes:
+        topics = self._topics
+        if len(topics) >= _TOPIC_CACHE:
+            topics.clear()
+        topic = topics[key] = wire.topic_for(*key)
+        return topic
 
     @staticmethod
     def _send(sock: zmq.Socket, frames: list[bytes]) -> bool:
@@ -300,7 +361,8 @@ class Broker:
 
     def _send_heartbeat(self, publish: zmq.Socket) -> None:
         self._send(publish, wire.encode_heartbeat(self.epoch, self._ring.last_seq,
-                                                  self.counters.by_signal, self._wall()))
+                                                  self.counters.by_signal, self._wall(),
+                                                  batch=True))
 
     def _drain_subscriptions(self, publish: zmq.Socket) -> None:
         while True:
@@ -325,11 +387,21 @@ class Broker:
             if len(frames) < 2:
                 continue
             envelope = frames[:-1]
-            for reply in self._answer(frames[-1]):
+            try:
+                replies = self._answer(frames[-1])
+            except Exception as exc:  # a bug must cost one request, never the broker
+                self.counters.internal_errors += 1
+                logger.exception('internal error while answering a control request')
+                replies = [wire.encode_error_reply('internal error: %s' % (exc,))]
+            for reply in replies:
                 if not self._send(control, envelope + reply):
                     break
 
     def _answer(self, frame: bytes) -> list[list[bytes]]:
+        if len(frame) > wire.MAX_REQUEST_BYTES:
+            self.counters.control_errors += 1
+            return [wire.encode_error_reply(
+                'a control request is at most 64 KiB, got %d bytes' % len(frame))]
         try:
             request = wire.decode_request(frame)
         except WireError as exc:
@@ -346,7 +418,11 @@ class Broker:
         return replies
 
     def stats(self) -> dict[str, Any]:
-        """Counters and state, as the control socket's ``stats`` reply carries them."""
+        """Counters and state, as the control socket's ``stats`` reply carries them; every
+        count saturates at 2**64-1 rather than overflow the wire."""
+        return wire.saturate(self._raw_stats())
+
+    def _raw_stats(self) -> dict[str, Any]:
         counters = self.counters
         return {
             'v': wire.WIRE_VERSION, 'epoch': self.epoch,
@@ -360,6 +436,7 @@ class Broker:
             'ring_size': self._ring.size, 'ring_capacity': self._ring.capacity,
             'held': self._sequencer.held, 'tasks_tracked': self._sequencer.tasks_tracked(),
             'publishers': len(self._publishers), 'subscriptions': self._subscriptions,
+            'consumer_meta': counters.consumer_meta, 'batch': True,
         }
 
 

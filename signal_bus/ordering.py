@@ -22,7 +22,7 @@ class Pending(NamedTuple):
 
     header: Header
     body: bytes
-    info: BodyInfo
+    final: bool
     arrived: float
 
 
@@ -170,7 +170,7 @@ class Sequencer:
     def _release(self, event: Pending, gap: bool, out: list[Released]) -> None:
         out.append(Released(event, gap))
         task_id, tseq = event.header.task_id, event.header.tseq
-        if event.info.final:
+        if event.final:
             last = self._tasks.pop(task_id, _RESET)
             self._forget(task_id, tseq if last is _RESET or tseq is None else max(last, tseq))
         elif tseq is None:
@@ -223,10 +223,17 @@ class PublisherTable:
     def __len__(self) -> int:
         return len(self._pubs)
 
-    def observe(self, header: Header, info: BodyInfo) -> Loss | None:
-        """Record one event's ``pseq``; return the hole before it, if any."""
+    def __contains__(self, pub: int) -> bool:
+        return pub in self._pubs
+
+    def observe(self, header: Header, info: BodyInfo | None) -> Loss | None:
+        """Record one event's ``pseq``; return the hole before it, if any. ``info`` (the
+        body's host and pid) is needed only for a publisher not yet known."""
         state = self._pubs.get(header.pub)
         if state is None:
+            if info is None:
+                raise ValueError('the first event of publisher %d needs its body info'
+                                 % header.pub)
             self._pubs[header.pub] = [header.pseq, info.host, info.pid]
             while len(self._pubs) > self.max_publishers:
                 self._pubs.popitem(last=False)

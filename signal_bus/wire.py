@@ -27,6 +27,11 @@ TOPIC_SEPARATOR = b'\x00'
 META_PREFIX = b'_'
 HEARTBEAT_TOPIC = b'_heartbeat'
 LOSS_TOPIC = b'_loss'
+CONSUMER_TOPIC = b'_consumer'
+#: The most ``[header, body]`` pairs one ingest message may carry (DESIGN, "Batches").
+MAX_BATCH_EVENTS = 64
+#: Control requests over this size get an error reply.
+MAX_REQUEST_BYTES = 64 * 1024
 #: The largest page a replay request may ask for.
 MAX_REPLAY_LIMIT = 1000
 OP_STATS = 'stats'
@@ -201,6 +206,61 @@ def decode_header(frame: bytes) -> Header:
     )
 
 
+_unpack_fast = msgpack.unpackb
+#: First bytes of a msgpack map: fixmap, map 16, map 32.
+_MAP_MARKERS = frozenset(range(0x80, 0x90)) | {0xde, 0xdf}
+_FINAL_TRUE = b'\xa5final\xc3'
+
+
+def decode_header_fast(frame: bytes) -> Header:
+    """``decode_header`` for the broker's per-event path: the same checks, in one
+    expression for a well-formed header; anything unusual goes the long way, so the
+    error says what was wrong."""
+    try:
+        value = _unpack_fast(frame)
+    except Exception:
+        value = None
+    if (type(value) is list and len(value) == 7 and value[0] == 1
+            and type(value[0]) is int and value[1] in _KNOWN_SIGNALS
+            and type(value[2]) is str and type(value[3]) is str
+            and (value[4] is None or type(value[4]) is int and 0 <= value[4] <= U64_MAX)
+            and type(value[5]) is int and 0 <= value[5] <= U64_MAX
+            and type(value[6]) is int and 1 <= value[6] <= U64_MAX):
+        return Header._make(value[1:])
+    return decode_header(frame)
+
+
+def check_body_fast(frame: bytes) -> bool:
+    """Check that ``frame`` is exactly one msgpack map without building it; return
+    whether it says ``final: true`` (as every publisher writes it; a body that spells it
+    otherwise only keeps its task's ordering state longer)."""
+    if not frame or frame[0] not in _MAP_MARKERS:
+        raise WireError('body must be a msgpack map')
+    unpacker = msgpack.Unpacker(max_buffer_size=len(frame))
+    unpacker.feed(frame)
+    try:
+        unpacker.skip()
+    except Exception as exc:
+        raise WireError('body is not valid msgpack: %s' % (exc,)) from None
+    if unpacker.tell() != len(frame):
+        raise WireError('body has %d bytes after its map' % (len(frame) - unpacker.tell()))
+    return _FINAL_TRUE in frame
+
+
+def decode_consumer_meta(frame: bytes) -> dict[str, Any]:
+    """The map of a consumer's one-frame ``_consumer`` message (SPEC §7)."""
+    return _require_map(_unpack(frame, '_consumer map'), '_consumer map')
+
+
+def saturate(value: Any) -> Any:
+    """``value`` with every integer clamped to the wire's unsigned 64-bit range."""
+    if isinstance(value, dict):
+        return {key: saturate(item) for key, item in value.items()}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return min(max(value, -2 ** 63), U64_MAX)
+    return value
+
+
 def encode_body(body: dict[str, Any]) -> bytes:
     """Pack a body map built of plain msgpack values (see ``signal_bus.event``)."""
     return _pack(body)
@@ -278,10 +338,14 @@ def encode_event_message(topic: bytes, meta: EventMeta, body: bytes) -> list[byt
 
 
 def encode_heartbeat(epoch: int, last_seq: int, last_sseq: dict[str, int],
-                     ts: float) -> list[bytes]:
-    """``[b"_heartbeat", {v, epoch, last_seq, last_sseq, ts}]``."""
-    return [HEARTBEAT_TOPIC, _pack({'v': WIRE_VERSION, 'epoch': epoch, 'last_seq': last_seq,
-                                    'last_sseq': dict(last_sseq), 'ts': ts})]
+                     ts: float, batch: bool = False) -> list[bytes]:
+    """``[b"_heartbeat", {v, epoch, last_seq, last_sseq, ts[, batch: true]}]``; ``batch``
+    announces a broker that takes ingest batches. Counts saturate at 2**64-1."""
+    data = {'v': WIRE_VERSION, 'epoch': epoch, 'last_seq': last_seq,
+            'last_sseq': saturate(dict(last_sseq)), 'ts': ts}
+    if batch:
+        data['batch'] = True
+    return [HEARTBEAT_TOPIC, _pack(data)]
 
 
 def encode_loss(pub: int, host: str | None, pid: int | None, count: int,

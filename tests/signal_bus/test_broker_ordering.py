@@ -10,7 +10,7 @@ from signal_bus.wire import BodyInfo, Header
 
 def event(task, tseq, pub, pseq, final=False):
     return Pending(Header('enqueued', 'n', task, tseq, pub, pseq),
-                   b'\x80', BodyInfo(final, None, None), 0.0)
+                   b'\x80', final, 0.0)
 
 
 @st.composite
