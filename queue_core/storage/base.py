@@ -10,6 +10,9 @@ that several hosts sharing one storage agree on them and tests control the clock
 from __future__ import annotations
 
 import abc
+import itertools
+import os
+import secrets
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -28,6 +31,29 @@ class InFlight:
     data: bytes
     #: The value of the counter named in ``claim(counter=…)``, read in the same step.
     counter: int | None = None
+
+
+class _TokenSource:
+    """Tokens that sort in the order they were made, unique across processes: a random
+    prefix drawn anew in every process, then a fixed-width counter."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ''
+        self._counter = itertools.count()
+
+    def take(self, n: int) -> list[str]:
+        if self._pid != os.getpid():  # a forked child must not repeat its parent's tokens
+            self._pid, self._prefix = os.getpid(), secrets.token_hex(8)
+        return ['%s%012x' % (self._prefix, next(self._counter)) for _ in range(n)]
+
+
+_TOKENS = _TokenSource()
+
+
+def new_tokens(n: int) -> list[str]:
+    """``n`` fresh in-flight tokens; within one process they sort in the order made."""
+    return _TOKENS.take(n)
 
 
 class Storage(abc.ABC):
@@ -54,7 +80,6 @@ class Storage(abc.ABC):
     def dequeue(self) -> bytes | None:
         """Pop the first message, or ``None`` when the queue is empty."""
 
-    @abc.abstractmethod
     def claim(self, owner: str, lease_until: float, release: str | None = None,
               counter: str | None = None) -> InFlight | None:
         """Pop the first message and record it in flight for ``owner``, in one atomic step.
@@ -63,6 +88,22 @@ class Storage(abc.ABC):
         and ``counter`` a counter whose current value (0 when absent) comes back in the
         record's ``counter`` field: both ride on the same round trip. The release happens
         even when the queue is empty.
+        """
+        records = self.claim_many(owner, lease_until, 1,
+                                  release=() if release is None else (release,),
+                                  counter=counter)
+        return records[0] if records else None
+
+    @abc.abstractmethod
+    def claim_many(self, owner: str, lease_until: float, limit: int,
+                   release: Sequence[str] = (), counter: str | None = None
+                   ) -> list[InFlight]:
+        """Pop up to ``limit`` messages in queue order and record each in flight for
+        ``owner`` (one record and lease per message), in one atomic step.
+
+        The records come back in claim order, and their tokens sort in claim order among
+        one owner's records (``new_tokens``). ``release`` names records to drop first
+        (even when the queue is empty); every record carries ``counter``'s value.
         """
 
     @abc.abstractmethod
@@ -199,9 +240,11 @@ class Storage(abc.ABC):
         it under a lease that expires, so the record is recovered all the same."""
 
     @abc.abstractmethod
-    def requeue_in_flight(self, token: str, data: bytes, priority: int = 0) -> bool:
+    def requeue_in_flight(self, token: str, data: bytes, priority: int = 0,
+                          head: bool = False) -> bool:
         """Atomically drop the record ``token`` and enqueue ``data``; False (and nothing
-        enqueued) when the record is gone."""
+        enqueued) when the record is gone. ``head`` puts it first among its priority
+        (a task handed back unstarted), else last."""
 
     def expired_in_flight(self, now: float) -> list[InFlight]:
         """In-flight records whose lease ended before ``now``."""

@@ -8,10 +8,9 @@ import heapq
 import itertools
 import threading
 import time
-import uuid
 from typing import Sequence
 
-from .base import InFlight, Storage
+from .base import InFlight, Storage, new_tokens
 
 
 class MemoryStorage(Storage):
@@ -21,6 +20,7 @@ class MemoryStorage(Storage):
         super().__init__(name)
         self._cond = threading.Condition()
         self._counter = itertools.count()
+        self._head = itertools.count(-1, -1)  # orders of messages handed back to the head
         self._queue: list[tuple[int, int, bytes]] = []
         self._schedule: list[tuple[float, int, bytes]] = []
         self._data: dict[str, tuple[bytes, float | None]] = {}
@@ -45,18 +45,21 @@ class MemoryStorage(Storage):
                 return None
             return heapq.heappop(self._queue)[2]
 
-    def claim(self, owner: str, lease_until: float, release: str | None = None,
-              counter: str | None = None) -> InFlight | None:
+    def claim_many(self, owner: str, lease_until: float, limit: int,
+                   release: Sequence[str] = (), counter: str | None = None
+                   ) -> list[InFlight]:
         with self._cond:
-            if release is not None:
-                self._in_flight.pop(release, None)
-            if not self._queue:
-                return None
-            data = heapq.heappop(self._queue)[2]
+            for token in release:
+                self._in_flight.pop(token, None)
+            taken = [heapq.heappop(self._queue)[2]
+                     for _ in range(min(max(limit, 0), len(self._queue)))]
+            if not taken:
+                return []
             value = self._counter_value(counter) if counter is not None else None
-            record = InFlight(uuid.uuid4().hex, owner, lease_until, data, value)
-            self._in_flight[record.token] = record
-            return record
+            records = [InFlight(token, owner, lease_until, data, value)
+                       for token, data in zip(new_tokens(len(taken)), taken)]
+            self._in_flight.update((record.token, record) for record in records)
+            return records
 
     def wait_for_work(self, timeout: float) -> None:
         with self._cond:
@@ -227,11 +230,13 @@ class MemoryStorage(Storage):
             record = self._in_flight[token] = InFlight(token, owner, lease_until, record.data)
             return record
 
-    def requeue_in_flight(self, token: str, data: bytes, priority: int = 0) -> bool:
+    def requeue_in_flight(self, token: str, data: bytes, priority: int = 0,
+                          head: bool = False) -> bool:
         with self._cond:
             if self._in_flight.pop(token, None) is None:
                 return False
-            heapq.heappush(self._queue, (-(priority or 0), next(self._counter), data))
+            order = next(self._head) if head else next(self._counter)
+            heapq.heappush(self._queue, (-(priority or 0), order, data))
             self._cond.notify_all()
             return True
 

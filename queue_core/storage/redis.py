@@ -3,7 +3,9 @@
 Every read-modify-write step is one server-side Lua script (``redis_scripts``, registered
 once, run by EVALSHA), so a claim pops the first message and records it in flight in one
 round trip.
-Idle workers block with BLPOP on a wake-up list that every enqueue pushes to; a reader
+Idle workers block with BLPOP on a wake-up list that an enqueue pushes to when it finds
+its priority's list empty (a claim that leaves messages behind adds a token when none is
+waiting, so idle workers join a burst); a reader
 waiting for a result registers in a per-key waiter count and blocks with BLPOP on a
 per-key notify list, which ``put_data`` fills with one token per registered waiter.
 The per-task calls (claim, store, release) go over a connection each thread keeps to
@@ -11,16 +13,17 @@ itself, skipping redis-py's per-command client machinery (about half the CPU of 
 
 Key layout for queue ``<name>`` (all keys share the hash tag ``{<name>}``)::
 
-    qc:{<name>}:queue     ZSET   score -priority, member 8-byte big-endian seq + message
-    qc:{<name>}:seq       STRING counter giving queue/schedule members their order
+    qc:{<name>}:q:<p>     LIST   the messages of priority <p>, oldest first
+    qc:{<name>}:levels    ZSET   the priorities whose list may hold messages, score -<p>
+    qc:{<name>}:seq       STRING counter giving schedule members their order
     qc:{<name>}:wake      LIST   wake-up tokens for BLPOP (trimmed to a few entries)
     qc:{<name>}:schedule  ZSET   score due time, member 8-byte seq + message
     qc:{<name>}:r:<key>   STRING a value of the key/value store (SET ... PX for a ttl)
     qc:{<name>}:results   ZSET   index of value keys, score expiry in ms (+inf: none)
     qc:{<name>}:c:<key>   STRING a counter (PEXPIRE set when it is created)
-    qc:{<name>}:inflight  HASH   token -> message
-    qc:{<name>}:owners    HASH   token -> owner
-    qc:{<name>}:leases    ZSET   token scored by lease end (seconds)
+    qc:{<name>}:inflight  HASH   token -> owner + "\n" + message (owners hold no newline)
+    qc:{<name>}:leases    ZSET   owner scored by lease end (seconds): one lease per
+                                 owner, renewed in one step, covers each record it holds
     qc:{<name>}:w:<key>   STRING readers waiting for <key> (expires with their wait)
     qc:{<name>}:n:<key>   LIST   one token per waiting reader once <key> is written
 """
@@ -29,7 +32,6 @@ from __future__ import annotations
 import functools
 import os
 import threading
-import uuid
 import weakref
 from typing import Any, Callable, Sequence, TypeVar
 from urllib.parse import parse_qs, urlparse
@@ -40,7 +42,7 @@ from redis.retry import Retry
 
 from ..exceptions import ConfigurationError, StorageError
 from . import redis_scripts as scripts
-from .base import InFlight, Storage
+from .base import InFlight, Storage, new_tokens
 
 WAKE_TOKENS = 16  # the wake-up list never holds more tokens than this
 SOCKET_TIMEOUT = 10.0  # seconds; blocking reads are kept shorter than the socket timeout
@@ -88,15 +90,17 @@ class RedisStorage(Storage):
         self._conns_lock = threading.Lock()
         prefix = 'qc:{%s}:' % name
         self._prefix = prefix
-        self._queue, self._seq, self._wake = prefix + 'queue', prefix + 'seq', prefix + 'wake'
+        self._levels, self._seq, self._wake = prefix + 'levels', prefix + 'seq', prefix + 'wake'
         self._schedule, self._results = prefix + 'schedule', prefix + 'results'
-        self._in_flight_keys = [prefix + 'inflight', prefix + 'owners', prefix + 'leases']
+        self._in_flight_keys = [prefix + 'inflight', prefix + 'leases']
         # Registering only hashes the source; EVALSHA loads a script the server lacks.
         register = self._client.register_script
         self._enqueue, self._claim = register(scripts.ENQUEUE), register(scripts.CLAIM)
         self._add_schedule = register(scripts.SCHEDULE)
         self._read_schedule = register(scripts.READ_SCHEDULE)
-        self._put, self._pop = register(scripts.PUT), register(scripts.POP)
+        self._put, self._pop = register(scripts.PUT), register(scripts.POP_VALUE)
+        self._queued, self._queue_size = register(scripts.QUEUED), register(scripts.QUEUE_SIZE)
+        self._flush_queue = register(scripts.FLUSH_QUEUE)
         self._wait = register(scripts.WAIT)
         self._result_count = register(scripts.RESULT_COUNT)
         self._result_items = register(scripts.RESULT_ITEMS)
@@ -216,30 +220,33 @@ class RedisStorage(Storage):
 
     @_mapped('enqueue messages')
     def enqueue_many(self, items: Sequence[tuple[bytes, int]]) -> None:
-        args: list[Any] = [WAKE_TOKENS]
+        args: list[Any] = [self._prefix, WAKE_TOKENS]
         for data, priority in items:
-            args += [-(priority or 0), data]
+            args += [int(priority or 0), data]
         if items:
-            self._run_script(self._enqueue, [self._queue, self._seq, self._wake], args)
+            self._run_script(self._enqueue, [self._levels, self._wake], args)
 
     @_mapped('dequeue a message')
     def dequeue(self) -> bytes | None:
         # A script, so that it is never sent twice after a lost reply (see _run_script).
-        return self._run_script(self._dequeue, [self._queue], [])
+        return self._run_script(self._dequeue, [self._levels], [self._prefix])
 
-    @_mapped('claim a message')
-    def claim(self, owner: str, lease_until: float, release: str | None = None,
-              counter: str | None = None) -> InFlight | None:
-        token = uuid.uuid4().hex
+    @_mapped('claim messages')
+    def claim_many(self, owner: str, lease_until: float, limit: int,
+                   release: Sequence[str] = (), counter: str | None = None
+                   ) -> list[InFlight]:
+        limit = max(int(limit), 0)
+        tokens = new_tokens(limit)
         counter_key = self._counter_key(counter) if counter is not None else ''
-        reply = self._run_script(self._claim, [self._queue] + self._in_flight_keys
-                                 + [counter_key],
-                                 [token, owner, repr(float(lease_until)), release or ''])
-        if reply is None:
-            return None
-        data, value = reply
-        return InFlight(token, owner, lease_until, data,
-                        None if value is None else int(value))
+        reply = self._run_script(
+            self._claim, [self._levels] + self._in_flight_keys + [self._wake, counter_key],
+            [self._prefix, owner, repr(float(lease_until)), limit, len(release), *release,
+             *tokens])
+        if not reply:
+            return []
+        value = None if reply[-1] is None else int(reply[-1])
+        return [InFlight(token, owner, lease_until, data, value)
+                for token, data in zip(tokens, reply[:-1])]
 
     def _counter_key(self, key: str) -> str:
         return self._prefix + 'c:' + key
@@ -251,15 +258,18 @@ class RedisStorage(Storage):
 
     @_mapped('count messages')
     def queue_size(self) -> int:
-        return self._client.zcard(self._queue)
+        return int(self._run_script(self._queue_size, [self._levels], [self._prefix]))
 
     @_mapped('list messages')
     def enqueued_items(self, limit: int | None = None) -> list[bytes]:
-        return _strip(self._client, self._queue, limit)
+        if limit is not None and limit <= 0:
+            return []
+        return self._run_script(self._queued, [self._levels],
+                                [self._prefix, -1 if limit is None else int(limit)])
 
     @_mapped('flush the queue')
     def flush_queue(self) -> None:
-        self._client.delete(self._queue, self._wake)
+        self._run_script(self._flush_queue, [self._levels, self._wake], [self._prefix])
 
     # -- schedule --------------------------------------------------------------
     @_mapped('schedule a message')
@@ -281,8 +291,9 @@ class RedisStorage(Storage):
     @_mapped('move a due message to the queue')
     def move_to_queue(self, ref: bytes, data: bytes | None, priority: int = 0) -> bool:
         return bool(self._run_script(
-            self._move_to_queue, [self._schedule, self._queue, self._seq, self._wake],
-            [ref, b'' if data is None else data, -(priority or 0), WAKE_TOKENS]))
+            self._move_to_queue, [self._schedule, self._levels, self._wake],
+            [ref, b'' if data is None else data, int(priority or 0), WAKE_TOKENS,
+             self._prefix]))
 
     @_mapped('list the schedule')
     def scheduled_items(self, limit: int | None = None) -> list[bytes]:
@@ -382,11 +393,11 @@ class RedisStorage(Storage):
     # -- in-flight ---------------------------------------------------------------
     @_mapped('release an in-flight record')
     def release(self, token: str) -> bool:
-        return bool(self._run_script(self._release, list(self._in_flight_keys), [token]))
+        return bool(self._run_script(self._release, self._in_flight_keys[:1], [token]))
 
     @_mapped('renew leases')
     def renew(self, owner: str, lease_until: float) -> int:
-        return int(self._run_script(self._renew, self._in_flight_keys[1:],
+        return int(self._run_script(self._renew, self._in_flight_keys,
                                     [owner, repr(float(lease_until))]))
 
     def _records(self, upper: str) -> list[InFlight]:
@@ -396,11 +407,11 @@ class RedisStorage(Storage):
 
     @_mapped('list in-flight records')
     def in_flight(self) -> list[InFlight]:
-        return self._records('+inf')
+        return self._records('inf')
 
     @_mapped('list expired in-flight records')
     def expired_in_flight(self, now: float) -> list[InFlight]:
-        return self._records('(' + repr(float(now)))
+        return self._records(repr(float(now)))
 
     @_mapped('adopt an in-flight record')
     def adopt(self, token: str, expected_owner: str, owner: str,
@@ -409,14 +420,15 @@ class RedisStorage(Storage):
                                  [token, expected_owner, owner, repr(float(lease_until))])
         if found is None:
             return None
-        return InFlight(token, owner, lease_until, found[2])
+        return InFlight(token, owner, lease_until, found)
 
     @_mapped('requeue an in-flight record')
-    def requeue_in_flight(self, token: str, data: bytes, priority: int = 0) -> bool:
+    def requeue_in_flight(self, token: str, data: bytes, priority: int = 0,
+                          head: bool = False) -> bool:
         return bool(self._run_script(
-            self._requeue_in_flight,
-            self._in_flight_keys + [self._queue, self._seq, self._wake],
-            [token, data, -(priority or 0), WAKE_TOKENS]))
+            self._requeue_in_flight, [self._in_flight_keys[0], self._levels, self._wake],
+            [token, data, int(priority or 0), WAKE_TOKENS, self._prefix,
+             '1' if head else '']))
 
     @_mapped('flush in-flight records')
     def flush_in_flight(self) -> None:
@@ -438,8 +450,8 @@ def _check_db(url: str) -> None:
 
 
 def _strip(client: redis.Redis, key: str, limit: int | None) -> list[bytes]:
-    """The first ``limit`` (default: all) members of a queue or schedule ZSET, without
-    their 8-byte sequence prefix."""
+    """The first ``limit`` (default: all) members of the schedule ZSET, without their
+    8-byte sequence prefix."""
     if limit is not None and limit <= 0:
         return []
     return [m[8:] for m in client.zrange(key, 0, -1 if limit is None else int(limit) - 1)]

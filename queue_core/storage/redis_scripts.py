@@ -1,9 +1,12 @@
 """The Lua scripts of the Redis storage, one per atomic step.
 
 Each runs on the server in one EVALSHA, so its commands happen together with nothing in
-between. Key names come in as KEYS and everything else as ARGV. Queue and schedule
-members are an 8-byte big-endian sequence number followed by the message, so members with
-equal scores sort first-in first-out. Scripts that need the time read the server's clock
+between. Key names come in as KEYS and everything else as ARGV, except the per-priority
+queue lists, named in the script from the key prefix and the level (all keys share one
+hash tag). The queue is one list per priority level plus an index of the levels in use,
+so an enqueue is one RPUSH, as cheap as Huey's LPUSH. Schedule members are an 8-byte
+big-endian sequence number followed by the message, so members with equal due times sort
+first-in first-out. Scripts that need the time read the server's clock
 (``TIME``), which is the one Redis expires keys by.
 """
 
@@ -12,46 +15,109 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 """
 
-# KEYS queue, seq, wake. ARGV wake cap, then (score, message) pairs.
-ENQUEUE = """
-local n = (#ARGV - 1) / 2
-local first = redis.call('INCRBY', KEYS[2], n) - n
-for i = 1, n do
-  redis.call('ZADD', KEYS[1], ARGV[2 * i], struct.pack('>I8', first + i) .. ARGV[2 * i + 1])
+# Appends messages to their priority's list; a list that was empty gets its level
+# registered and one wake-up token (the wake list is trimmed to ``cap``).
+# Defines push(prefix, levels, wake, priority, message, cap, head).
+PUSH = """
+local function push(prefix, levels, wake, priority, message, cap, head)
+  local list = prefix .. 'q:' .. priority
+  local n
+  if head then n = redis.call('LPUSH', list, message)
+  else n = redis.call('RPUSH', list, message) end
+  if n == 1 then
+    redis.call('ZADD', levels, -tonumber(priority), priority)
+    if redis.call('RPUSH', wake, '1') > tonumber(cap) then
+      redis.call('LTRIM', wake, 0, tonumber(cap) - 1)
+    end
+  end
 end
-local cap = tonumber(ARGV[1])
-local tokens = {}
-for i = 1, math.min(n, cap) do tokens[i] = '1' end
-redis.call('RPUSH', KEYS[3], unpack(tokens))
-redis.call('LTRIM', KEYS[3], 0, cap - 1)
+"""
+
+# KEYS levels, wake. ARGV key prefix, wake cap, then (priority, message) pairs.
+ENQUEUE = PUSH + """
+for i = 3, #ARGV, 2 do push(ARGV[1], KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1], ARGV[2]) end
+return (#ARGV - 2) / 2
+"""
+
+# Defines pop(prefix, levels, limit): up to limit messages in queue order, and the list
+# the last one came from. A level whose list ran dry is dropped from the index.
+POP = """
+local function pop(prefix, levels, limit)
+  local out, list = {}, nil
+  while #out < limit do
+    local level = redis.call('ZRANGE', levels, 0, 0)[1]
+    if not level then return out, nil end
+    list = prefix .. 'q:' .. level
+    local want = limit - #out
+    local got = redis.call('LPOP', list, want)
+    if got then for i = 1, #got do out[#out + 1] = got[i] end end
+    if not got or #got < want then redis.call('ZREM', levels, level) end
+  end
+  return out, list
+end
+"""
+
+# KEYS levels, inflight, leases, wake, counter ('' = none).
+# ARGV key prefix, owner, lease_until, limit, n releases, the releases, then limit tokens.
+# Returns false, or {message..., counter value}. When messages remain and no wake-up
+# token is waiting, leaves one, so that an idle worker joins in.
+CLAIM = POP + """
+local nrel = tonumber(ARGV[5])
+if nrel > 0 then redis.call('HDEL', KEYS[2], unpack(ARGV, 6, 5 + nrel)) end
+local out, list = pop(ARGV[1], KEYS[1], tonumber(ARGV[4]))
+if #out == 0 then return false end
+local fields, t = {}, 5 + nrel
+for i = 1, #out do
+  fields[2 * i - 1] = ARGV[t + i]
+  fields[2 * i] = ARGV[2] .. '\\n' .. out[i]
+end
+redis.call('HSET', KEYS[2], unpack(fields))
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+if KEYS[5] ~= '' then out[#out + 1] = redis.call('GET', KEYS[5]) or '0'
+else out[#out + 1] = false end
+if list and redis.call('EXISTS', list) == 1 and redis.call('LLEN', KEYS[4]) == 0 then
+  redis.call('RPUSH', KEYS[4], '1')
+end
+return out
+"""
+
+# KEYS levels. ARGV key prefix. The first message, or false.
+DEQUEUE = POP + """
+local out = pop(ARGV[1], KEYS[1], 1)
+return out[1] or false
+"""
+
+# KEYS levels. ARGV key prefix, limit (-1 = all). The queued messages in queue order.
+QUEUED = """
+local out, limit = {}, tonumber(ARGV[2])
+for _, level in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local stop = -1
+  if limit >= 0 then
+    if #out >= limit then break end
+    stop = limit - #out - 1
+  end
+  for _, m in ipairs(redis.call('LRANGE', ARGV[1] .. 'q:' .. level, 0, stop)) do
+    out[#out + 1] = m
+  end
+end
+return out
+"""
+
+# KEYS levels. ARGV key prefix. How many messages are queued.
+QUEUE_SIZE = """
+local n = 0
+for _, level in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  n = n + redis.call('LLEN', ARGV[1] .. 'q:' .. level)
+end
 return n
 """
 
-# KEYS queue, inflight, owners, leases, counter ('' = none).
-# ARGV token, owner, lease_until, token to release first ('' = none).
-# Returns false, or {message, counter value}.
-CLAIM = """
-if ARGV[4] ~= '' then
-  redis.call('HDEL', KEYS[2], ARGV[4])
-  redis.call('HDEL', KEYS[3], ARGV[4])
-  redis.call('ZREM', KEYS[4], ARGV[4])
+# KEYS levels, wake. ARGV key prefix. Removes every queued message.
+FLUSH_QUEUE = """
+for _, level in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  redis.call('DEL', ARGV[1] .. 'q:' .. level)
 end
-local popped = redis.call('ZPOPMIN', KEYS[1])
-if #popped == 0 then return false end
-local data = string.sub(popped[1], 9)
-redis.call('HSET', KEYS[2], ARGV[1], data)
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
-local counter = false
-if KEYS[5] ~= '' then counter = redis.call('GET', KEYS[5]) or '0' end
-return {data, counter}
-"""
-
-# KEYS queue. The first message, or false.
-DEQUEUE = """
-local popped = redis.call('ZPOPMIN', KEYS[1])
-if #popped == 0 then return false end
-return string.sub(popped[1], 9)
+redis.call('DEL', KEYS[1], KEYS[2])
 """
 
 # KEYS schedule, seq. ARGV ts, message.
@@ -70,14 +136,20 @@ return due
 # KEYS value key, results index, waiter count, notify list.
 # ARGV key, value, ttl ms ('' = none), '1' = NX.
 # Wakes every reader registered by WAIT (one token each on the notify list).
-PUT = SERVER_NOW_MS + """
+PUT = """
 local ttl = tonumber(ARGV[3])
 local set = {'SET', KEYS[1], ARGV[2]}
 if ttl then set[#set + 1] = 'PX'; set[#set + 1] = ARGV[3] end
 if ARGV[4] == '1' then set[#set + 1] = 'NX' end
 if not redis.call(unpack(set)) then return 0 end
-redis.call('ZADD', KEYS[2], ttl and (now + ttl) or '+inf', ARGV[1])
-if ttl then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now) end
+if ttl then
+  local t = redis.call('TIME')
+  local now = t[1] * 1000 + math.floor(t[2] / 1000)
+  redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
+else
+  redis.call('ZADD', KEYS[2], '+inf', ARGV[1])
+end
 local waiting = tonumber(redis.call('GET', KEYS[3]) or '0')
 if waiting > 0 then
   for i = 1, waiting do redis.call('RPUSH', KEYS[4], '1') end
@@ -97,7 +169,7 @@ return 0
 """
 
 # KEYS value key, results index. ARGV key.
-POP = """
+POP_VALUE = """
 local value = redis.call('GET', KEYS[1])
 if value then redis.call('DEL', KEYS[1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -127,76 +199,79 @@ if existed == 0 and tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2
 return value
 """
 
-# KEYS owners, leases. ARGV owner, lease_until.
+# In-flight records: inflight HASH token -> owner .. "\n" .. message; leases ZSET
+# owner -> lease end, one lease per owner covering each record it holds.
+
+# KEYS inflight, leases. ARGV owner, lease_until. How many records the owner holds; an
+# owner holding none loses its lease entry.
 RENEW = """
-local owners = redis.call('HGETALL', KEYS[1])
-local n = 0
-for i = 1, #owners, 2 do
-  if owners[i + 1] == ARGV[1] then
-    redis.call('ZADD', KEYS[2], 'XX', ARGV[2], owners[i])
-    n = n + 1
-  end
+local prefix, n = ARGV[1] .. '\\n', 0
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 2, #flat, 2 do
+  if string.sub(flat[i], 1, #prefix) == prefix then n = n + 1 end
 end
+if n > 0 then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+else redis.call('ZREM', KEYS[2], ARGV[1]) end
 return n
 """
 
-# KEYS inflight, owners, leases. ARGV token.
+# KEYS inflight. ARGV token.
 RELEASE = """
-local found = redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return found
+return redis.call('HDEL', KEYS[1], ARGV[1])
 """
 
-# KEYS inflight, owners, leases. ARGV upper lease bound ('+inf' or '(<now>').
+# KEYS inflight, leases. ARGV lease bound ('inf', or a time: leases ended before it).
+# {token, owner, lease, message}... Lease entries of owners that hold nothing and whose
+# lease ended are dropped.
 LIST_IN_FLIGHT = """
-local leases = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'WITHSCORES')
-local out = {}
-for i = 1, #leases, 2 do
-  local data = redis.call('HGET', KEYS[1], leases[i])
-  if data then
-    local owner = redis.call('HGET', KEYS[2], leases[i]) or ''
-    for _, v in ipairs({leases[i], owner, leases[i + 1], data}) do out[#out + 1] = v end
+local bound = ARGV[1] == 'inf' and math.huge or tonumber(ARGV[1])
+local leases, held, out = {}, {}, {}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  local cut = string.find(flat[i + 1], '\\n', 1, true)
+  local owner = string.sub(flat[i + 1], 1, cut - 1)
+  if leases[owner] == nil then
+    leases[owner] = tonumber(redis.call('ZSCORE', KEYS[2], owner) or '0')
+  end
+  held[owner] = true
+  if ARGV[1] == 'inf' or leases[owner] < bound then
+    for _, v in ipairs({flat[i], owner, tostring(leases[owner]),
+                        string.sub(flat[i + 1], cut + 1)}) do out[#out + 1] = v end
+  end
+end
+if ARGV[1] ~= 'inf' then
+  for _, owner in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])) do
+    if not held[owner] then redis.call('ZREM', KEYS[2], owner) end
   end
 end
 return out
 """
 
-# Appends one message to the queue as ENQUEUE does (seq, member, wake-up token).
-# Defines push(queue, seq, wake, score, message, wake cap).
-PUSH = """
-local function push(queue, seq, wake, score, message, cap)
-  local n = redis.call('INCR', seq)
-  redis.call('ZADD', queue, score, struct.pack('>I8', n) .. message)
-  redis.call('RPUSH', wake, '1')
-  redis.call('LTRIM', wake, 0, tonumber(cap) - 1)
-end
-"""
-
-# KEYS schedule, queue, seq, wake. ARGV schedule member, message ('' = drop only),
-# score, wake cap. 1 when the member was moved, 0 when it was already gone.
+# KEYS schedule, levels, wake. ARGV schedule member, message ('' = drop only), priority,
+# wake cap, key prefix. 1 when the member was moved, 0 when it was already gone.
 MOVE_TO_QUEUE = PUSH + """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-if ARGV[2] ~= '' then push(KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[2], ARGV[4]) end
+if ARGV[2] ~= '' then push(ARGV[5], KEYS[2], KEYS[3], ARGV[3], ARGV[2], ARGV[4]) end
 return 1
 """
 
-# KEYS inflight, owners, leases. ARGV token, expected owner, owner, lease_until.
-# {owner, lease, message} as adopted, or false.
+# KEYS inflight, leases. ARGV token, expected owner, owner, lease_until.
+# The message as adopted, or false.
 ADOPT = """
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return false end
-local data = redis.call('HGET', KEYS[1], ARGV[1])
-if not data then return false end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-return {ARGV[3], ARGV[4], data}
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return false end
+local cut = string.find(v, '\\n', 1, true)
+if string.sub(v, 1, cut - 1) ~= ARGV[2] then return false end
+local data = string.sub(v, cut + 1)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. '\\n' .. data)
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+return data
 """
 
-# KEYS inflight, owners, leases, queue, seq, wake. ARGV token, message, score, wake cap.
+# KEYS inflight, levels, wake. ARGV token, message, priority, wake cap, key prefix,
+# '1' = at the head of its priority.
 REQUEUE_IN_FLIGHT = PUSH + """
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-push(KEYS[4], KEYS[5], KEYS[6], ARGV[3], ARGV[2], ARGV[4])
+push(ARGV[5], KEYS[2], KEYS[3], ARGV[3], ARGV[2], ARGV[4], ARGV[6] == '1')
 return 1
 """

@@ -17,13 +17,12 @@ import os
 import sqlite3
 import threading
 import time
-import uuid
 import weakref
 from typing import Callable, Iterator, Sequence
 from urllib.parse import parse_qs
 
 from ..exceptions import ConfigurationError, StorageError
-from .base import InFlight, Storage
+from .base import InFlight, Storage, new_tokens
 
 _SYNCHRONOUS = ('OFF', 'NORMAL', 'FULL', 'EXTRA')
 _PURGE_EVERY = 256  # put_data calls between purges of expired values
@@ -249,37 +248,40 @@ class SqliteStorage(Storage):
             cur.executemany('INSERT INTO {queue} (priority, data) VALUES (?, ?)'
                             .format(**self._t), [(p or 0, d) for d, p in items])
 
-    def _pop_first(self, cur: sqlite3.Cursor) -> bytes | None:
-        row = cur.execute('SELECT id, data FROM {queue} ORDER BY priority DESC, id LIMIT 1'
-                          .format(**self._t)).fetchone()
-        if row is None:
-            return None
-        cur.execute('DELETE FROM {queue} WHERE id = ?'.format(**self._t), (row[0],))
-        return row[1]
+    def _pop(self, cur: sqlite3.Cursor, limit: int) -> list[bytes]:
+        rows = cur.execute('SELECT id, data FROM {queue} ORDER BY priority DESC, id LIMIT ?'
+                           .format(**self._t), (limit,)).fetchall()
+        if rows:
+            cur.executemany('DELETE FROM {queue} WHERE id = ?'.format(**self._t),
+                            [(row[0],) for row in rows])
+        return [row[1] for row in rows]
 
     def dequeue(self) -> bytes | None:
         with self._write('dequeue a message') as cur:
-            return self._pop_first(cur)
+            popped = self._pop(cur, 1)
+        return popped[0] if popped else None
 
-    def claim(self, owner: str, lease_until: float, release: str | None = None,
-              counter: str | None = None) -> InFlight | None:
-        with self._write('claim a message') as cur:
-            if release is not None:
-                cur.execute('DELETE FROM {in_flight} WHERE token = ?'.format(**self._t),
-                            (release,))
-            data = self._pop_first(cur)
-            if data is None:
-                return None
+    def claim_many(self, owner: str, lease_until: float, limit: int,
+                   release: Sequence[str] = (), counter: str | None = None
+                   ) -> list[InFlight]:
+        with self._write('claim messages') as cur:
+            if release:
+                cur.executemany('DELETE FROM {in_flight} WHERE token = ?'.format(**self._t),
+                                [(token,) for token in release])
+            taken = self._pop(cur, max(limit, 0))
+            if not taken:
+                return []
             value = None
             if counter is not None:
                 row = cur.execute(('SELECT value FROM {counters} WHERE key = ? AND '
                                    + _LIVE).format(**self._t), (counter, time.time())).fetchone()
                 value = int(row[0]) if row else 0
-            record = InFlight(uuid.uuid4().hex, owner, lease_until, data, value)
-            cur.execute('INSERT INTO {in_flight} (token, owner, lease_until, data) '
-                        'VALUES (?, ?, ?, ?)'.format(**self._t),
-                        (record.token, owner, lease_until, data))
-            return record
+            records = [InFlight(token, owner, lease_until, data, value)
+                       for token, data in zip(new_tokens(len(taken)), taken)]
+            cur.executemany('INSERT INTO {in_flight} (token, owner, lease_until, data) '
+                            'VALUES (?, ?, ?, ?)'.format(**self._t),
+                            [(r.token, owner, lease_until, r.data) for r in records])
+            return records
 
     def wait_for_work(self, timeout: float) -> None:
         poll_until(lambda: bool(self._scalar('check for messages',
@@ -435,12 +437,16 @@ class SqliteStorage(Storage):
                               'WHERE token = ?'.format(**self._t), (token,)).fetchone()
         return InFlight(*row)
 
-    def requeue_in_flight(self, token: str, data: bytes, priority: int = 0) -> bool:
+    def requeue_in_flight(self, token: str, data: bytes, priority: int = 0,
+                          head: bool = False) -> bool:
         with self._write('requeue an in-flight record') as cur:
             cur.execute('DELETE FROM {in_flight} WHERE token = ?'.format(**self._t), (token,))
             if cur.rowcount != 1:
                 return False
-            cur.execute('INSERT INTO {queue} (priority, data) VALUES (?, ?)'
+            # At the head: an id below every queued one (rowids may be negative).
+            cur.execute(('INSERT INTO {queue} (id, priority, data) VALUES ((SELECT '
+                         'MIN(id) - 1 FROM {queue}), ?, ?)' if head else
+                         'INSERT INTO {queue} (priority, data) VALUES (?, ?)')
                         .format(**self._t), (priority or 0, data))
             return True
 
