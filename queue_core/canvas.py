@@ -127,6 +127,4 @@ def _chord_handle(queue: 'TaskQueue', callback: Task,
                   handles: list[Result]) -> ChordResult | None:
     if not queue.results:
         return None
-    steps = callback.chain()
-    pipeline = ResultGroup([Result(queue, step) for step in steps]) if len(steps) > 1 else None
-    return ChordResult(queue, callback, ResultGroup(handles), pipeline)
+    return ChordResult(queue, callback, ResultGroup(handles))

@@ -191,19 +191,28 @@ class ChordResult(Result):
     group (``results()`` their values), ``callback`` the callback's handle, and
     ``pipeline_results`` the group of the callback's pipeline (``None`` without one)."""
 
-    def __init__(self, queue: 'TaskQueue', callback: 'Task', results: ResultGroup,
-                 pipeline: ResultGroup | None = None) -> None:
+    def __init__(self, queue: 'TaskQueue', callback: 'Task', results: ResultGroup) -> None:
         super().__init__(queue, callback)
         self.results = results
         self.callback = Result(queue, callback)
-        self.pipeline_results = pipeline
+        steps = callback.chain()
+        self.pipeline_results = ResultGroup(
+            [self.callback] + [Result(queue, step) for step in steps[1:]]
+        ) if len(steps) > 1 else None
+
+    def get_raw_result(self, *args: Any, **kwargs: Any) -> Any:
+        """The callback's stored value (shared with ``callback`` and ``pipeline_results``)."""
+        return self.callback.get_raw_result(*args, **kwargs)
+
+    def is_ready(self) -> bool:
+        """Whether the callback's result is ready."""
+        return self.callback.is_ready()
 
     def __repr__(self) -> str:
         return '<ChordResult %s>' % self.id
 
     def reset(self) -> None:
         """Reset the callback's and every member's handle."""
-        super().reset()
         self.callback.reset()
         self.results.reset()
         if self.pipeline_results is not None:
