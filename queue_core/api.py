@@ -10,9 +10,9 @@ import os
 import socket
 import threading
 import time
-import uuid
 from typing import Any, Callable, Iterable, Iterator
 
+from . import quarantine
 from . import signals as S
 from .canvas import Chord, Group, enqueue_chord
 from .clock import current_time, normalize_expires, normalize_time, to_timestamp
@@ -34,7 +34,6 @@ logger = logging.getLogger('queue_core')
 REVOKE_PREFIX = 'r:'
 #: Counter of live revocations; while it is 0 a worker skips the revocation lookups.
 REVOCATIONS_COUNTER = 'revocations'
-CORRUPT_PREFIX = 'corrupt:'
 #: Seconds a recovering process holds an adopted record before another may take it over.
 RECOVERY_LEASE = 30.0
 MAP_BATCH = 1000
@@ -302,13 +301,8 @@ class TaskQueue:
             raise
 
     def _decode(self, data: bytes) -> Task | None:
-        try:
-            return self.deserialize_task(data)
-        except Exception as exc:
-            key = CORRUPT_PREFIX + uuid.uuid4().hex
-            self.storage.put_data(key, data)
-            logger.error('undecodable task message moved aside to %r: %s', key, exc)
-            return None
+        """The task, or ``None`` once an unusable message was quarantined."""
+        return quarantine.decode(self, data)
 
     # -- enqueueing ----------------------------------------------------------------------
     def enqueue(self, item: Task | Chord | Group) -> Any:

@@ -7,4 +7,9 @@ if ! command -v redis-server >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
 fi
-python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "setup: installing chromium and chromium-driver (Debian packages, for the dashboard's browser tests)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test,dashboard]'
