@@ -8,6 +8,7 @@ from .crontab import crontab
 from .exceptions import (CancelExecution, ConfigurationError, QueueError, RateLimitExceeded,
                          ResultTimeout, RetryTask, SerializationError, StorageError,
                          TaskException, TaskLocked, TaskTimeout)
+from .quarantine import MalformedTask
 from .signals import (SIGNAL_CANCELED, SIGNAL_COMPLETE, SIGNAL_ENQUEUED, SIGNAL_ERROR,
                       SIGNAL_EXECUTING, SIGNAL_EXPIRED, SIGNAL_INTERRUPTED, SIGNAL_LOCKED,
                       SIGNAL_RATE_LIMITED, SIGNAL_RETRYING, SIGNAL_REVOKED, SIGNAL_SCHEDULED,
@@ -22,5 +23,5 @@ __all__ = [
     'SIGNAL_INTERRUPTED',
     'QueueError', 'ConfigurationError', 'SerializationError', 'StorageError',
     'TaskException', 'TaskLocked', 'RateLimitExceeded', 'TaskTimeout', 'ResultTimeout',
-    'CancelExecution', 'RetryTask',
+    'CancelExecution', 'RetryTask', 'MalformedTask',
 ]

@@ -19,7 +19,10 @@ class AppImportError(ConfigurationError):
         self.exc = exc
 
     def details(self) -> str:
-        """The traceback of the exception raised inside the application."""
+        """The traceback of the exception raised inside the application ('' for our own
+        ``ConfigurationError``, such as a wrong storage URL: its message says it all)."""
+        if isinstance(self.exc, ConfigurationError):
+            return ''
         return ''.join(traceback.format_exception(type(self.exc), self.exc,
                                                   self.exc.__traceback__))
 

@@ -18,9 +18,11 @@ def test_a_task_module_that_fails_to_import_is_a_clear_exit_2_and_the_queue_keep
     consumer = consumers('broken_app.q', storage=redis_url)
     assert consumer.run() == 2
     output = consumer.output()
-    assert "cannot import module 'broken_app'" in output
+    assert "importing 'broken_app' raised RuntimeError" in output
     assert 'the settings file /etc/badinput.conf is missing' in output
-    assert 'Traceback' not in output
+    # The app's own traceback (issue 13), not a hint about PYTHONPATH or the usage block.
+    assert 'Traceback' in output and 'broken_app.py", line 2' in output
+    assert 'PYTHONPATH' not in output and 'usage:' not in output
     assert app.q.pending_count() == 1
 
 
