@@ -73,3 +73,53 @@ def test_sweep_recovers_expired_and_dead_owner_records_but_not_live_ones():
     assert sweep_abandoned(q, {live}) == 2
     assert [row['owner'] for row in q.in_flight()] == [live]
     assert [(sig, source) for sig, _, source in seen] == [('interrupted', 'consumer')] * 2
+
+
+def signal_when(supervisor, predicate, signum) -> threading.Thread:
+    """Send ``signum`` to this process once ``predicate`` holds, while the supervisor's
+    handler for it is installed (never to the test runner)."""
+    def watch():
+        try:
+            wait_until(predicate, 20)
+        finally:
+            if signal.getsignal(signum) == supervisor._on_signal:
+                os.kill(os.getpid(), signum)
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_graceful_signal_term_makes_sigterm_graceful_and_extra_locks_are_flushed(caplog):
+    q, double, seen = make_queue()
+    q.storage.put_data('lock.left-by-a-dead-consumer', b'1')
+    handle = double(21)
+    supervisor = Supervisor(q, ConsumerConfig(workers=1, worker_type='thread', periodic=False,
+                                              graceful_signal='TERM',
+                                              extra_locks=('left-by-a-dead-consumer',)))
+    with caplog.at_level('INFO', logger='queue_core.consumer'):
+        watcher = signal_when(supervisor, lambda: len(seen) == 1, signal.SIGTERM)
+        assert supervisor.run() == 0
+    watcher.join(5)
+    assert handle.get() == 42
+    assert supervisor.stopping and not supervisor.terminating
+    assert not q.is_locked('left-by-a-dead-consumer')
+    text = caplog.text
+    assert 'flushed task locks: left-by-a-dead-consumer' in text
+    assert 'graceful shutdown (SIGTERM)' in text
+
+
+def test_the_startup_log_lists_registered_and_periodic_tasks(caplog):
+    from queue_core import crontab
+    q, double, seen = make_queue()
+    q.periodic_task(crontab(minute='0', hour='3'))(lambda: None)
+    supervisor = Supervisor(q, ConsumerConfig(workers=1, worker_type='thread', periodic=False))
+    with caplog.at_level('INFO', logger='queue_core.consumer'):
+        watcher = signal_when(supervisor, lambda: 'periodic tasks:' in caplog.text,
+                              signal.SIGINT)
+        assert supervisor.run() == 0
+    watcher.join(5)
+    lines = [r.getMessage() for r in caplog.records]
+    assert '%s' % double.registry_name in [l for l in lines
+                                            if l.startswith('registered tasks:')][0]
+    periodic = [l for l in lines if l.startswith('periodic tasks:')][0]
+    assert '<lambda>' in periodic and periodic.endswith('(not enqueued: -n)')
