@@ -2,7 +2,7 @@
 visible", "Meta topics"; Huey's SIGHUP): a broker that cannot bind stops the consumer with
 one line, a broker that dies comes back with a new epoch, SIGHUP loads new code and keeps
 the broker, the consumer announces itself on ``_consumer``, and a refused CURVE key is
-said in the log."""
+said in the log; a stored message with wrongly typed fields ends in a final error."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
 
-from consumer_harness import Consumer  # noqa: E402
+from consumer_harness import Consumer, load_app  # noqa: E402
 from helpers import three_free_ports, wait_until  # noqa: E402
 
 zmq = pytest.importorskip('zmq')
@@ -208,3 +208,34 @@ def test_a_refused_curve_key_is_logged_once(consumers, tmp_path):
         assert consumer.wait(30) == 0
     finally:
         broker.stop()
+
+
+def test_a_malformed_message_ends_in_a_final_malformed_task_error_on_the_bus(
+        consumers, tmp_path):
+    from signal_bus import Subscriber
+    base = three_free_ports()
+    consumer = consumers('-k', 'thread', '--broker', '--bus', 'tcp://127.0.0.1:%d' % base)
+    app = load_app('sqlite:///%s' % (tmp_path / 'queue.db'))
+    with Subscriber('tcp://127.0.0.1:%d' % (base + 1)) as sub:
+        sub.wait_connected(timeout=30)
+        bad = {'id': 7, 'name': app.add.registry_name, 'args': [1, 2], 'eta': 'tomorrow'}
+        app.q.storage.enqueue(app.q.serializer.serialize(bad), 0)
+        after = app.add(2, 3)
+        events = []
+
+        def ended():
+            event = sub.receive(timeout=0.2)
+            if event is not None:
+                events.append(event)
+            return any(e.id == after.id and e.signal == 'complete' for e in events) and \
+                any(e.id == '7' for e in events)
+
+        wait_until(ended, 30, interval=0, message='the events\n' + consumer.log())
+    malformed = [e for e in events if e.id == '7']
+    assert [(e.signal, e.final, e.source) for e in malformed] == [('error', True, 'consumer')]
+    assert malformed[0].exc['type'] == 'queue_core.MalformedTask'
+    assert 'id must be str' in malformed[0].exc['message']
+    assert "malformed task message 7 (signals_app.add) moved aside" in consumer.log()
+    assert after.get(blocking=True, timeout=30) == 5
+    consumer.send(signal.SIGINT)
+    assert consumer.wait(30) == 0
