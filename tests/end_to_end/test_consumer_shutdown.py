@@ -1,5 +1,5 @@
 """Shutdown through real OS signals: SIGINT graceful, SIGTERM immediate (INTERRUPTED, and
-the seed's re-enqueue handler), --shutdown-timeout, SIGHUP restart, hooks per worker."""
+the seed's re-enqueue handler), --shutdown-timeout, SIGHUP re-execution (Huey's restart), hooks per worker."""
 from __future__ import annotations
 
 import os
@@ -71,7 +71,7 @@ def test_shutdown_timeout_interrupts_tasks_a_graceful_stop_waits_for(run):
     assert run.q.in_flight() == []
 
 
-def test_sighup_restarts_the_workers_gracefully(run):
+def test_sighup_lets_the_running_task_finish_and_executes_the_consumer_again(run):
     first = run.app.sleep_for(0.5)
     consumer = run.consumer('-w', '1', '--lease', '2')
     wait_signals(run, first.id, [E, X])
@@ -84,5 +84,7 @@ def test_sighup_restarts_the_workers_gracefully(run):
     assert second.get(blocking=True, timeout=10) == 4
     new_pid = [r['pid'] for r in run.rows() if r['id'] == second.id and r['signal'] == X][0]
     assert new_pid != old_pid
+    assert 'executing it again (SIGHUP)' in consumer.log()
+    assert consumer.log().count('consumer started') == 2  # the same pid, a new image
     consumer.send(signal.SIGINT)
     assert consumer.wait(20) == 0
