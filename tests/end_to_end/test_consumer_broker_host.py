@@ -158,13 +158,6 @@ def test_sighup_reexecutes_the_consumer_and_keeps_its_broker(consumers, bus, tmp
                message='the broker to stop with the consumer')
 
 
-def _broker_fans_out_consumer_maps() -> bool:
-    from signal_bus import wire
-    return hasattr(wire, 'CONSUMER_TOPIC')
-
-
-@pytest.mark.xfail(not _broker_fans_out_consumer_maps(),
-                   reason='this broker does not fan out one-frame _consumer maps yet')
 def test_the_consumer_announces_itself_on_the_consumer_meta_topic(consumers, bus):
     ingest, listener = bus
     consumer = consumers('-k', 'thread', '-w', '2', '--broker', '--bus', ingest)
