@@ -87,6 +87,8 @@ def test_sign_in_then_the_overview_updates_live_and_links_to_timeline_and_search
         browser.find_element(By.NAME, 'token').send_keys('browser-token\n')
         wait_until(lambda: 'broker connected' in _text(browser, '#broker'), timeout=20,
                    message='the overview to show the broker connected')
+        wait_until(lambda: 'pages' in _text(browser, '#consumers'), timeout=20,
+                   message="the consumer's _consumer report in the consumers table")
         ok, bad = _enqueue(broker, storage, monkeypatch)
         wait_until(lambda: 'this task always fails' in _text(browser, '#failures'),
                    timeout=30, message='the failure to appear without a reload')

@@ -7,6 +7,7 @@ import time
 import urllib.request
 import uuid
 
+import msgpack
 import pytest
 from dash_helpers import DashboardProcess
 from helpers import wait_until
@@ -82,6 +83,27 @@ def test_consumer_meta_gives_the_consumer_list_and_workers_gauge(tmp_path):
     assert samples[('queue_core_workers', (('host', 'h1'), ('queue', 'main')))] == 6
     watch.take(wire.MetaMessage('_consumer', dict(meta, stopping=True)))
     assert [c['pid'] for c in watch.consumers()] == [8]
+
+
+def test_a_consumer_map_sent_through_the_broker_lists_the_consumer(
+        tmp_path, start_broker, pusher, dashboards):
+    broker = start_broker()
+    dash = dashboards(broker).start()
+    meta = {'v': 1, 'queue': 'main', 'host': 'h1', 'pid': 7, 'workers': 3,
+            'started': time.time(), 'ts': time.time()}
+    push = pusher(broker)
+
+    def listed():
+        push.raw([msgpack.packb(dict(meta, ts=time.time()))])
+        return dash.json('/api/overview')['consumers']
+
+    consumers = wait_until(listed, interval=0.2, message='the consumer in the overview')
+    assert [(c['host'], c['pid'], c['workers']) for c in consumers] == [('h1', 7, 3)]
+    samples = _samples(dash.get('/metrics')[1])
+    assert samples[('queue_core_workers', (('host', 'h1'), ('queue', 'main')))] == 3
+    push.raw([msgpack.packb(dict(meta, stopping=True))])
+    wait_until(lambda: dash.json('/api/overview')['consumers'] == [],
+               message='the stopping consumer to leave the list')
 
 
 def test_api_answers_overview_search_timeline_and_unknown_task(tmp_path, start_broker,
