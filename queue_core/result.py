@@ -163,8 +163,10 @@ class ResultGroup:
 
     __call__ = get
 
-    def as_completed(self, timeout: float | None = None) -> Iterator[Any]:
-        """Yield each value as soon as it is ready (a failure raises ``TaskException``)."""
+    def as_completed(self, backoff: float = 1.15, max_delay: float = 1.0,
+                     timeout: float | None = None) -> Iterator[Any]:
+        """Yield each value as soon as it is ready (a failure raises ``TaskException``);
+        waits are notified by the storage (``backoff``/``max_delay`` accepted as in Huey)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         waiting = list(self.results)
         while waiting:

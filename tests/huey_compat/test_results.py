@@ -87,3 +87,15 @@ def test_blocking_read_leaves_no_sentinel_behind(storage_url, succeed):
     assert q.result_count() == 0
     assert q.all_results() == {}
     q.flush()
+
+
+def test_result_group_get_is_non_blocking_and_as_completed_yields_each_value(huey):
+    @huey.task()
+    def square(n):
+        return n * n
+
+    group = square.map([1, 2, 3])
+    assert group.get() == [None, None, None]
+    for _ in range(3):
+        execute_next(huey)
+    assert sorted(group.as_completed(timeout=5)) == [1, 4, 9]
