@@ -7,6 +7,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from .clock import normalize_expires
 from .exceptions import ConfigurationError, TaskTimeout
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,6 +91,16 @@ class Task:
     @expires_resolved.setter
     def expires_resolved(self, value: datetime.datetime | None) -> None:
         self.expires_at = value
+
+    def resolve_expires(self, utc: bool = True) -> datetime.datetime | None:
+        """Fix ``expires`` (seconds or datetime) as a datetime, once; returns it."""
+        if self.expires is not None and self.expires_at is None:
+            self.expires_at = normalize_expires(self.expires, utc)
+        return self.expires_at
+
+    def create_id(self) -> str:
+        """A new random task id (uuid4 string)."""
+        return new_task_id()
 
     @property
     def data(self) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -19,6 +19,7 @@ from ..result import EMPTY, ChordResult, Result, ResultGroup
 from ..serializer import MsgpackSerializer
 from ..task import Task, TaskWrapper
 from ..values import SKIPPED, Error
+from .constants import EmptyData
 from .serializer import Compressed
 from .storage import MemoryStorage, RedisStorage, SqliteStorage
 
@@ -90,6 +91,22 @@ class Huey(TaskQueue):
     def get_storage(self, **kwargs: Any) -> Any:
         """A new storage object of this queue's storage class (Huey's ``get_storage``)."""
         return self._storage_for(self.name, dict(self.storage_kwargs, **kwargs))
+
+    def create_storage(self) -> Any:
+        """The storage this queue would use now (memory in immediate mode)."""
+        if self._immediate and self.immediate_use_memory:
+            return self.get_immediate_storage()
+        return self.get_storage()
+
+    def put_if_empty(self, key: str, data: Any, ttl: float | None = None) -> bool:
+        """Store ``data`` under ``key`` unless it holds something (expiring after ``ttl``
+        seconds when given); returns whether it was stored."""
+        return self.storage.put_if_empty(key, self.serializer.serialize(data), ttl)
+
+    def get_raw(self, key: str, peek: bool = False) -> Any:
+        """The stored bytes under ``key`` (removed unless ``peek``), or ``EmptyData``."""
+        data = self.storage.peek_data(key) if peek else self.storage.pop_data(key)
+        return EmptyData if data is None else data
 
     def get_immediate_storage(self) -> Any:
         """The storage immediate mode uses: a fresh in-memory one."""

@@ -160,3 +160,22 @@ def test_is_timed_out_turns_true_once_the_timeout_passes(huey):
 
     spin()
     assert execute_next(huey) == 0.0
+
+
+def test_put_if_empty_with_ttl_and_get_raw(huey):
+    from queue_core.huey.constants import EmptyData
+    assert huey.put_if_empty('k', 'v', ttl=60)
+    assert not huey.put_if_empty('k', 'w')
+    assert huey.get_raw('missing') is EmptyData
+    assert huey.serializer.deserialize(huey.get_raw('k', peek=True)) == 'v'
+    assert huey.get('k') == 'v' and huey.get('k') is None
+
+
+def test_resolve_expires_fixes_the_expiry_once(huey):
+    @huey.task(expires=30)
+    def work():
+        return 1
+
+    task = work.s()
+    first = task.resolve_expires()
+    assert first is not None and task.resolve_expires() == first == task.expires_resolved
