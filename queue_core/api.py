@@ -6,8 +6,6 @@ import contextlib
 import datetime
 import functools
 import logging
-import os
-import socket
 import threading
 import time
 from typing import Any, Callable, Iterable, Iterator
@@ -17,7 +15,7 @@ from . import signals as S
 from .canvas import Chord, Group, enqueue_chord
 from .clock import current_time, normalize_expires, normalize_time, to_timestamp
 from .exceptions import ConfigurationError, SerializationError
-from .execution import Executor, build_error_result, error_value, give_up
+from .execution import Executor, build_error_result
 from .hooks import HookSet
 from .locking import LOCK_PREFIX, RateLimit, TaskLock
 from .message import task_from_map, task_to_map
@@ -34,8 +32,6 @@ logger = logging.getLogger('queue_core')
 REVOKE_PREFIX = 'r:'
 #: Counter of live revocations; while it is 0 a worker skips the revocation lookups.
 REVOCATIONS_COUNTER = 'revocations'
-#: Seconds a recovering process holds an adopted record before another may take it over.
-RECOVERY_LEASE = 30.0
 MAP_BATCH = 1000
 
 Handle = Result | ResultGroup | None
@@ -430,6 +426,23 @@ class TaskQueue:
                 return task, record.token
             release = record.token
 
+    def claim_many(self, owner: str, lease: float = 30.0, limit: int = 1,
+                   release: Iterable[str] = ()) -> list[tuple[Task, str]]:
+        """Pop up to ``limit`` tasks at once (prefetch), each recorded in flight for
+        ``owner`` with its own token, in queue order; ``release`` names finished records
+        to drop in the same round trip. Undecodable messages are quarantined and left out."""
+        records = self.storage.claim_many(owner, time.time() + lease, limit,
+                                          release=tuple(release), counter=REVOCATIONS_COUNTER)
+        claimed = []
+        for record in records:
+            task = self._decode(record.data)
+            if task is None:
+                self.storage.release(record.token)
+                continue
+            task.revocations_seen = record.counter
+            claimed.append((task, record.token))
+        return claimed
+
     def release(self, token: str) -> None:
         """Drop an in-flight record once its task reached a final state (or was handed on)."""
         self.storage.release(token)
@@ -440,36 +453,9 @@ class TaskQueue:
 
     def recover(self, record: InFlight, requeue: bool | None = None,
                 owner: str | None = None) -> bool:
-        """Report an abandoned in-flight task (its worker died): ``INTERRUPTED`` with source
-        ``consumer`` and no ``tseq``; with ``requeue`` put it back on the queue (its ``tseq``
-        continues from the stored one + 100). Returns whether this caller won the record.
-
-        The record is first adopted by ``owner`` (this process by default) under a lease,
-        and dropped only once it was reported or requeued: a recovery cut short, even by
-        a lost storage reply, leaves a record whose lease runs out and is recovered again."""
-        requeue = self.requeue_interrupted if requeue is None else requeue
-        adopted = self.storage.adopt(record.token, record.owner, owner or _recoverer_id(),
-                                     time.time() + RECOVERY_LEASE)
-        if adopted is None:
-            return False
-        task = self._decode(adopted.data)
-        if task is None:
-            self.storage.release(adopted.token)
-            return True
-        stored_tseq = task.tseq or 0
-        with self.emitting_as(S.SOURCE_CONSUMER):
-            task.tseq = None
-            self.emit(S.SIGNAL_INTERRUPTED, task, final=not requeue)
-            task.tseq, task.eta = stored_tseq + 100, None
-            if requeue:
-                if self.storage.requeue_in_flight(adopted.token, self._encode_for_write(task),
-                                                  task.priority or 0):
-                    self.emit(S.SIGNAL_ENQUEUED, task, bump=False)
-            else:
-                give_up(self, task, error_value(self, task, RuntimeError(
-                    'worker %s died' % record.owner)))
-                self.storage.release(adopted.token)
-        return True
+        """Report an abandoned in-flight task (``consumer.recovery.recover_record``)."""
+        from .consumer.recovery import recover_record  # the consumer imports this module
+        return recover_record(self, record, requeue, owner)
 
     def in_flight(self) -> list[dict[str, Any]]:
         """Tasks taken by workers and not yet final, with owner and lease."""
@@ -648,12 +634,6 @@ class TaskQueue:
                 except Exception:
                     logger.exception('closing signal sink %r failed', sink)
         self.storage.close()
-
-
-def _recoverer_id() -> str:
-    """The in-flight owner name of this process while it recovers others' tasks, in the
-    workers' ``host:pid:suffix`` form, so a recoverer that dies is noticed like a worker."""
-    return '%s:%d:recovery' % (socket.gethostname(), os.getpid())
 
 
 def _culprit(serializer: Any, task: Task, exc: SerializationError) -> str:

@@ -85,3 +85,25 @@ def test_revoking_a_periodic_task(huey):
     tick.revoke(revoke_until=cutoff)
     assert tick.is_revoked(timestamp=cutoff - datetime.timedelta(seconds=1))
     assert not tick.is_revoked(timestamp=cutoff)
+
+
+def test_handle_revoke_is_once_by_default_and_persistent_when_asked(huey):
+    ran = []
+
+    @huey.task()
+    def work(n):
+        ran.append(n)
+        return n
+
+    once, kept, free = work(1), work(2), work(3)
+    once.revoke()
+    kept.revoke(revoke_once=False)
+    assert huey.is_revoked(once) and huey.is_revoked(once.id) and not huey.is_revoked(free)
+    for _ in range(3):
+        execute_next(huey)
+    assert ran == [3] and not once.is_revoked() and kept.is_revoked()
+    huey.enqueue(once.task)
+    huey.enqueue(kept.task)
+    assert execute_next(huey) == 1
+    assert execute_next(huey) is None
+    assert ran == [3, 1]
