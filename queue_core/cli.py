@@ -16,7 +16,8 @@ import traceback
 from typing import Any, Sequence
 
 from .argtypes import non_negative_float, positive_float, positive_int
-from .consumer.config import GRACEFUL_SIGNALS, WORKER_PROCESS, WORKER_TYPES, ConsumerConfig
+from .consumer.config import (DEFAULT_PREFETCH, GRACEFUL_SIGNALS, WORKER_PROCESS, WORKER_TYPES,
+                              ConsumerConfig)
 from .exceptions import ConfigurationError
 
 EXIT_OK = 0
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         help='further locks to flush at start, separated by commas')
     add('-M', '--max-tasks', type=positive_int, metavar='N',
         help='recycle a worker after N tasks')
+    add('--prefetch', type=positive_int, default=DEFAULT_PREFETCH, metavar='N',
+        help='tasks a worker claims at once (default %d; 1 turns prefetch off)'
+        % DEFAULT_PREFETCH)
     add('-t', '--shutdown-timeout', type=non_negative_float, metavar='SECONDS',
         help='longest a graceful stop waits before interrupting running tasks')
     add('-g', '--graceful-signal', choices=GRACEFUL_SIGNALS, default='INT',
@@ -94,7 +98,7 @@ def config_from_args(args: argparse.Namespace) -> ConsumerConfig:
         periodic=args.periodic, scheduler_interval=args.scheduler_interval,
         health_check_interval=None if args.disable_health_check else args.health_check_interval,
         lease=args.lease, requeue_interrupted=args.requeue_interrupted,
-        flush_locks=args.flush_locks, max_tasks=args.max_tasks,
+        flush_locks=args.flush_locks, max_tasks=args.max_tasks, prefetch=args.prefetch,
         shutdown_timeout=args.shutdown_timeout,
         extra_locks=tuple(n.strip() for n in (args.extra_locks or '').split(',') if n.strip()),
         backoff_initial=args.delay, backoff_max=args.max_delay, backoff_factor=args.backoff,

@@ -8,6 +8,9 @@ from ..exceptions import ConfigurationError
 WORKER_PROCESS = 'process'
 WORKER_THREAD = 'thread'
 WORKER_TYPES = (WORKER_PROCESS, WORKER_THREAD)
+#: Tasks a worker claims at once by default (chosen by scripts/bench/drain.py).
+DEFAULT_PREFETCH = 4
+MAX_PREFETCH = 1000
 GRACEFUL_SIGNALS = ('INT', 'TERM')
 
 
@@ -36,6 +39,8 @@ class ConsumerConfig:
     #: Names of further locks to flush at start (Huey's ``-L``), besides the tasks' own.
     extra_locks: tuple[str, ...] = ()
     max_tasks: int | None = None
+    #: Tasks a worker claims per storage call (SPEC §5 "Prefetch"; 1 turns it off).
+    prefetch: int = DEFAULT_PREFETCH
     shutdown_timeout: float | None = None
     #: Longest single wait for work, so a stop request is noticed promptly.
     poll_interval: float = 1.0
@@ -69,6 +74,9 @@ class ConsumerConfig:
         if self.graceful_signal not in GRACEFUL_SIGNALS:
             problems.append('graceful signal must be INT or TERM (got %r)'
                             % (self.graceful_signal,))
+        if not 1 <= self.prefetch <= MAX_PREFETCH:
+            problems.append('prefetch must be between 1 and %d (got %r)'
+                            % (MAX_PREFETCH, self.prefetch))
         if self.max_tasks is not None and self.max_tasks < 1:
             problems.append('max_tasks must be at least 1 (got %r)' % (self.max_tasks,))
         if problems:

@@ -5,30 +5,15 @@ import multiprocessing
 import os
 import secrets
 import signal
-import socket
 import threading
 import time
 from typing import Any
 
 from .backoff import StopFlag
 from .config import ConsumerConfig
+from .owner import make_owner, parse_owner  # noqa: F401  (parse_owner: re-exported)
 from .process import WORKER_SIGNALS, SharedFlags, run_worker_process
 from .worker import Worker
-
-
-def make_owner(pid: int, suffix: str) -> str:
-    """An in-flight owner id: ``host:pid:random`` (pid of the process running the worker)."""
-    return '%s:%d:%s' % (socket.gethostname(), pid, suffix)
-
-
-def parse_owner(owner: str) -> tuple[str, int] | None:
-    """``(host, pid)`` from an owner id made by ``make_owner``, or ``None``."""
-    host, _, rest = owner.rpartition(':')
-    host, _, pid = host.rpartition(':')
-    try:
-        return host, int(pid)
-    except ValueError:
-        return None
 
 
 class ProcessHandle:

@@ -78,7 +78,9 @@ def test_sigkill_of_the_whole_consumer_then_a_new_consumer_loses_nothing(run):
         run.wait_running(key)
     first.send_group(signal.SIGKILL)
     first.wait(10)
-    assert len(run.q.in_flight()) == 2  # abandoned, nobody renews them any more
+    # Abandoned, nobody renews them any more: the two running tasks, and maybe quick
+    # ones finished just before (their records go with the next claim, which never came).
+    assert {row['name'] for row in run.q.in_flight()} >= {'signals_app.slow_once'}
 
     second = run.consumer(*args)
     wait_until(lambda: len(run.finals()) == len(ids), 30,

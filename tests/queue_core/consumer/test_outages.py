@@ -18,12 +18,12 @@ class LosesOneClaimReply(MemoryStorage):
 
     lost = False
 
-    def claim(self, owner, lease_until, **options):
-        record = super().claim(owner, lease_until, **options)
-        if record is not None and not self.lost:
+    def claim_many(self, owner, lease_until, limit, **options):
+        records = super().claim_many(owner, lease_until, limit, **options)
+        if records and not self.lost:
             self.lost = True
             raise StorageError('connection reset while reading the reply')
-        return record
+        return records
 
 
 class LosesOneMoveReply(MemoryStorage):
@@ -52,14 +52,15 @@ def queue_on(storage):
     return q, work, seen
 
 
-def test_a_claim_whose_reply_was_lost_is_recovered_and_requeued():
+def test_a_claim_whose_reply_was_lost_is_handed_back_unstarted_in_order():
     q, work, seen = queue_on(LosesOneClaimReply())
-    handle = work()
-    worker = Worker(q, ConsumerConfig(max_tasks=1, **FAST), 'host:1:lost')
+    handles = [work() for _ in range(3)]
+    worker = Worker(q, ConsumerConfig(max_tasks=3, prefetch=2, **FAST), 'host:1:lost')
     worker.loop()
-    assert handle.get() == 'done'
-    assert seen == [('enqueued', 'app'), ('interrupted', 'consumer'), ('enqueued', 'consumer'),
-                    ('executing', 'worker'), ('complete', 'worker')]
+    assert [h.get() for h in handles] == ['done'] * 3
+    # Never started, so no INTERRUPTED: back at the head, then run in queue order.
+    assert seen == [('enqueued', 'app')] * 3 + [('executing', 'worker'),
+                                                ('complete', 'worker')] * 3
     assert q.in_flight() == []
 
 

@@ -1,0 +1,141 @@
+"""The prefetched tasks a worker holds but has not started, the finished ones whose
+records the next claim drops, and the watchdog that acts when a task runs long.
+
+Prefetch trades fairness for round trips: tasks claimed behind a long task would wait for
+it while another worker sits idle. So when the running task has taken longer than
+``HOLD_LIMIT`` seconds, a watchdog thread puts the held tasks back at the head of the
+queue (unchanged, no signal), where an idle worker finds them, and drops the records of
+the tasks already finished (which would otherwise be listed in flight until the next
+claim); the worker then claims one task at a time until its tasks are short again.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from ..exceptions import StorageError
+from .progress import Progress
+
+logger = logging.getLogger('queue_core.consumer')
+
+#: Seconds a task may run before the tasks prefetched behind it are handed back.
+HOLD_LIMIT = 0.1
+
+
+class HeldTasks:
+    """Claimed tasks not started yet, in claim order; every change under one lock, so the
+    watchdog never hands back a task the worker is starting."""
+
+    def __init__(self, queue: Any, owner: str, progress: Progress | None,
+                 limit: float = HOLD_LIMIT) -> None:
+        self.queue = queue
+        self.owner = owner
+        self.progress = progress
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._tasks: list[tuple[Any, str]] = []
+        self._done: list[str] = []
+        self._running_since: float | None = None
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self._tasks)
+
+    def tokens(self) -> set[str]:
+        """The held tasks' tokens."""
+        with self._lock:
+            return {token for _, token in self._tasks}
+
+    def fill(self, claimed: list[tuple[Any, str]]) -> None:
+        """Hold a fresh claim; the watchdog starts with the first claim of several tasks."""
+        with self._lock:
+            self._tasks = list(claimed)
+        if claimed:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, daemon=True,
+                                                name='held-tasks')
+                self._thread.start()
+            self._wake.set()
+
+    def start_next(self) -> tuple[Any, str] | None:
+        """Take the first held task and note it as started (progress file first)."""
+        with self._lock:
+            if not self._tasks:
+                return None
+            task, token = self._tasks.pop(0)
+            if self.progress is not None:
+                self.progress.started(token)
+            self._running_since = time.monotonic()
+            return task, token
+
+    def finished(self, token: str) -> float:
+        """The running task ended (its record is to be dropped); returns how long it ran."""
+        with self._lock:
+            if self.progress is not None:
+                self.progress.finished(token)
+            self._done.append(token)
+            took = time.monotonic() - (self._running_since or time.monotonic())
+            self._running_since = None
+            return took
+
+    def done(self) -> list[str]:
+        """The finished tasks whose records are still to be dropped."""
+        with self._lock:
+            return list(self._done)
+
+    def dropped(self, tokens: list[str]) -> None:
+        """These finished tasks' records are gone."""
+        with self._lock:
+            gone = set(tokens)
+            self._done = [token for token in self._done if token not in gone]
+
+    def take_all(self) -> list[tuple[Any, str]]:
+        """Forget every held task (the caller accounts for them)."""
+        with self._lock:
+            tasks, self._tasks = self._tasks, []
+            return tasks
+
+    def hand_back(self) -> bool:
+        """Put every held task back at the head of the queue, in order; False (the rest
+        still held) when the storage failed."""
+        with self._lock:
+            while self._tasks:
+                task, token = self._tasks[-1]
+                self.queue.storage.requeue_in_flight(
+                    token, self.queue.serialize_task(task), task.priority or 0, head=True)
+                self._tasks.pop()
+                logger.debug('worker %s put back %s %s unstarted', self.owner, task.name,
+                             task.id)
+        return True
+
+    def close(self) -> None:
+        """Stop the watchdog."""
+        self._closed = True
+        self._closing.set()
+        self._wake.set()
+
+    def _watch(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            while not self._closed and self._tasks:
+                since, now = self._running_since, time.monotonic()
+                if since is not None and now - since >= self.limit:
+                    self._tidy_quietly()
+                    break
+                self._closing.wait(self.limit if since is None else since + self.limit - now)
+
+    def _tidy_quietly(self) -> None:
+        try:
+            self.hand_back()
+            for token in self.done():
+                self.queue.release(token)
+                self.dropped([token])
+        except StorageError as exc:  # the worker runs them, or drops them, after all
+            logger.warning('worker %s could not hand back prefetched tasks: %s',
+                           self.owner, exc)
