@@ -314,10 +314,22 @@ class TaskWrapper:
     def schedule(self, args: Iterable[Any] | None = None, kwargs: dict[str, Any] | None = None,
                  eta: datetime.datetime | None = None, delay: Any = None,
                  **options: Any) -> 'Result | ResultGroup | None':
-        """Enqueue a call to run at ``eta`` or after ``delay`` seconds."""
+        """Enqueue a call to run at ``eta`` or after ``delay`` seconds. As in Huey, a
+        number, timedelta or datetime given alone as ``args`` is the delay or the eta, and
+        a call with neither raises ``ValueError``."""
         unknown = set(options) - set(RESERVED_OPTIONS)
         if unknown:
             raise TypeError('schedule() got unexpected options: %s' % ', '.join(sorted(unknown)))
+        if eta is None and delay is None:
+            if isinstance(args, datetime.datetime):
+                eta, args = args, None
+            elif isinstance(args, (int, float, datetime.timedelta)) and not isinstance(
+                    args, bool):
+                delay, args = args, None
+            else:
+                raise ValueError('schedule() needs eta= or delay=')
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise ValueError('schedule() kwargs must be a dict, not %r' % (kwargs,))
         options.update(eta=eta, delay=delay)
         return self.queue.enqueue(self._make(args or (), kwargs, options))
 

@@ -179,3 +179,20 @@ def test_resolve_expires_fixes_the_expiry_once(huey):
     task = work.s()
     first = task.resolve_expires()
     assert first is not None and task.resolve_expires() == first == task.expires_resolved
+
+
+def test_schedule_takes_a_lone_delay_or_eta_and_refuses_neither(huey):
+    @huey.task()
+    def work():
+        return 1
+
+    now = huey.now()
+    by_delay = work.schedule(60)
+    by_eta = work.schedule(now + datetime.timedelta(minutes=2))
+    by_timedelta = work.schedule(datetime.timedelta(minutes=3))
+    etas = [t.eta for t in (by_delay.task, by_eta.task, by_timedelta.task)]
+    assert all(eta is not None and eta > now for eta in etas)
+    with pytest.raises(ValueError):
+        work.schedule()
+    with pytest.raises(ValueError):
+        work.schedule((), kwargs=[1], delay=1)
