@@ -3,12 +3,17 @@
     python scripts/chaos.py --minutes 3         # the full campaign (docs/chaos.md)
     python scripts/chaos.py --short             # every fault once, about 40 s (CI)
     python scripts/chaos.py --seconds 60 --seed 7 --keep
+    python scripts/chaos.py --abuse             # the abusive-clients phase (about 1 min)
+    python scripts/chaos.py --abuse --short     # the same at a fifth of the scale (CI)
 
 Runs a real consumer (2 process workers, Redis with an append-only file, a broker and two
 subscribers, all on loopback) under a steady stream of tasks, injects faults in a seeded
 order, drains, reconciles storage against the subscribers' logs and prints the table.
 Exit status 0 when nothing vanished, no loss went unreported and no task ran twice without
-an INTERRUPTED; 1 otherwise; 2 when the system could not be started.
+an INTERRUPTED; 1 otherwise; 2 when the system could not be started. ``--abuse`` runs the
+abusive-clients phase instead (a broker, a healthy publisher and subscriber, and hostile
+clients; see docs/chaos.md): 0 when the broker survived every attack under its memory
+ceiling and the healthy subscriber saw every event or a counted loss.
 """
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ from typing import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from chaos.abuse import run_abuse, scaled  # noqa: E402
+from chaos.abuse import table as abuse_table  # noqa: E402
 from chaos.campaign import run, say  # noqa: E402
 from chaos.injectors import INJECTORS  # noqa: E402
 from chaos.report import table  # noqa: E402
@@ -42,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument('--seconds', type=float, help='the same, in seconds')
     length.add_argument('--short', action='store_true',
                         help='the CI form: every fault once, then drain (about 20 s)')
+    parser.add_argument('--abuse', action='store_true',
+                        help='run the abusive-clients phase instead of the fault campaign')
     parser.add_argument('--seed', type=int, default=1, help='seed of the fault order')
     parser.add_argument('--rate', type=float, default=6.0, help='tasks enqueued a second')
     parser.add_argument('--socket-timeout', type=float,
@@ -86,12 +95,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings, min_injections = settings_from(args)
     workdir = args.workdir or tempfile.mkdtemp(prefix='chaos-')
     os.makedirs(workdir, exist_ok=True)
+    if args.abuse:
+        return abuse(args, workdir)
     try:
         result = run(settings, workdir, min_injections)
     except RuntimeError as exc:
         say('could not start: %s' % exc)
         return 2
     print(table(result, header(settings)), flush=True)
+    if args.workdir or args.keep or not result.passed:
+        say('logs kept in %s' % workdir)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if result.passed else 1
+
+
+def abuse(args: argparse.Namespace, workdir: str) -> int:
+    """The abusive-clients phase; its table; the exit status."""
+    factor = 0.2 if args.short else 1.0
+    try:
+        result = run_abuse(workdir, scaled(factor), args.seed, say)
+    except RuntimeError as exc:
+        say('could not start: %s' % exc)
+        return 2
+    now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+    print(abuse_table(result, 'Abusive clients %s on %s (%d cores, Python %s): scale %.1f, '
+                              'seed %d' % (now, platform.node(), os.cpu_count() or 0,
+                                           platform.python_version(), factor, args.seed)),
+          flush=True)
     if args.workdir or args.keep or not result.passed:
         say('logs kept in %s' % workdir)
     else:
