@@ -149,3 +149,31 @@ def _connected(sub) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def test_example_app_is_a_huey_app_giving_the_same_results_under_huey_3_5_4(tmp_path):
+    """With its imports named back to ``huey``, the same file runs under Huey 3.5.4 itself
+    (when installed, as the benchmarks' setup does) and gives the same results as ours."""
+    real = pytest.importorskip('huey')
+    if getattr(real, '__version__', None) != '3.5.4':
+        pytest.skip('Huey 3.5.4 is not the installed huey')
+    script = '''
+import sys
+sys.path.insert(0, sys.argv[1])
+import huey_example as app
+from %(pkg)s import group
+app.huey.immediate = True
+print([app.add(1, 2).get(), app.huey.enqueue(app.add.s(1, 2).then(app.add, 3)).get(),
+       app.huey.enqueue(group([app.add.s(i, i) for i in range(3)]).then(app.total)).get(),
+       app.generate_report('x').get(), app.report_now('y')])
+'''
+    with open(os.path.join(APPS, 'huey_example.py')) as handle:
+        source = handle.read()
+    (tmp_path / 'huey_example.py').write_text(source.replace('queue_core.huey', 'huey'))
+    outputs = []
+    for pkg, folder in (('huey', tmp_path), ('queue_core.huey', APPS)):
+        env = dict(os.environ, PYTHONPATH=ROOT, REDIS_PORT='1')
+        outputs.append(subprocess.run([sys.executable, '-c', script % {'pkg': pkg},
+                                       str(folder)], env=env, capture_output=True, text=True,
+                                      timeout=60, check=True).stdout)
+    assert outputs[0] == outputs[1] == "[3, [3, 6], 6, 'report x', 'report y']\n"
