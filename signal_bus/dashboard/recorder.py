@@ -2,7 +2,9 @@
 
 On start it resumes where the history stopped: from the broker's ring when the broker is
 the same run (same ``epoch``), counting what the ring no longer holds as a loss; after a
-broker restart it stores the restart and takes the new broker's whole ring. While running,
+broker restart it stores the restart and takes the new broker's whole ring (so does a
+first start). The ring is read page by page through the control socket straight into the
+history, so a catch-up holds one batch in memory, not the ring. While running,
 losses the ``Subscriber`` reports (a gap the ring could not repair, a publisher's dropped
 events, a broker restart) are stored in stream order with the events around them.
 """
@@ -15,10 +17,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import zmq
+
 from ..config import DEFAULT_PUBLISH
 from ..exceptions import BusError
 from ..history import History
-from ..subscriber import Subscriber
+from ..subscriber import ControlClient, Subscriber, curve_keys
 
 logger = logging.getLogger('signal_bus.dashboard.recorder')
 
@@ -105,13 +109,45 @@ class HistoryRecorder:
                                     'ts': time.time()})
             seq = 0
         if seq < ring_first - 1 and last_seq >= ring_first and (epoch is not None):
-            self._incidents.append({'kind': 'loss', 'count': ring_first - 1 - seq,
-                                    'first_seq': seq + 1, 'last_seq': ring_first - 1,
-                                    'epoch': stats.get('epoch'), 'ts': time.time()})
-        if epoch is None:
-            sub.replay_recent(None)
-        elif last_seq > seq:
-            sub.replay_recent(last_seq - seq)
+            self._lost(seq + 1, ring_first - 1)
+        if last_seq >= max(seq + 1, ring_first):
+            self._catch_up(sub.control_endpoint, max(seq + 1, ring_first), last_seq)
+
+    def _lost(self, first_seq: int, last_seq: int) -> None:
+        self._incidents.append({'kind': 'loss', 'count': last_seq - first_seq + 1,
+                                'first_seq': first_seq, 'last_seq': last_seq,
+                                'ts': time.time()})
+
+    def _catch_up(self, endpoint: str, first: int, last: int) -> None:
+        """Store the ring's ``first..last`` page by page, before the live stream (which
+        the history then skips up to ``last``); memory stays bounded by one batch."""
+        config = self.config
+        context = zmq.Context()
+        control = ControlClient(context, endpoint,
+                                curve_keys(config.curve_server_key, config.curve_keypair),
+                                10.0)
+        expected, batch = first, []
+        try:
+            for message in control.replay(first, last):
+                if message.meta.seq > expected:  # evicted from the ring while we read
+                    self._lost(expected, message.meta.seq - 1)
+                expected = message.meta.seq + 1
+                batch.append(message.as_map())
+                if len(batch) >= config.batch_size:
+                    self._store_pending(batch)
+                    batch = []
+        except (BusError, TimeoutError) as exc:
+            logger.warning('the ring replay stopped at seq %d: %s', expected, exc)
+        finally:
+            control.close()
+            context.term()
+        if expected <= last:
+            self._lost(expected, last)
+        self._store_pending(batch)
+
+    def _store_pending(self, batch: list[dict[str, Any]]) -> None:
+        incidents, self._incidents = self._incidents, []
+        self._store(batch, incidents)
 
     def _on_loss(self, count: int | None, first_seq: int | None,
                  last_seq: int | None) -> None:
@@ -125,8 +161,7 @@ class HistoryRecorder:
         while not self._stop.is_set():
             batch = self._take_batch(sub)
             if batch or self._incidents:
-                incidents, self._incidents = self._incidents, []
-                self._store(batch, incidents)
+                self._store_pending(batch)
             if time.monotonic() >= next_prune:
                 self.history.prune()
                 next_prune = time.monotonic() + self.config.prune_seconds
