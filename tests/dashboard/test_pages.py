@@ -62,8 +62,11 @@ def consumer(tmp_path, start_broker):
 
 
 def _text(driver, css):
-    from selenium.webdriver.common.by import By
-    return ' '.join(e.text for e in driver.find_elements(By.CSS_SELECTOR, css))
+    """The visible text of what matches ``css``, read in one step in the page (the live
+    overview replaces its tables every second, so elements found earlier may be gone)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]))"
+        ".map(e => e.innerText).join(' ')", css)
 
 
 def _enqueue(broker, storage, monkeypatch):
@@ -94,8 +97,10 @@ def test_sign_in_then_the_overview_updates_live_and_links_to_timeline_and_search
                    timeout=30, message='the failure to appear without a reload')
         wait_until(lambda: 'complete' in _text(browser, '#cards'), timeout=30,
                    message='the complete count to appear')
-        assert browser.find_elements(By.CSS_SELECTOR, '#throughput rect.bar')
-        browser.find_element(By.CSS_SELECTOR, '#failures a').click()
+        assert browser.execute_script(
+            "return document.querySelectorAll('#throughput rect.bar').length") > 0
+        browser.get(browser.execute_script(
+            "return document.querySelector('#failures a').href"))
         wait_until(lambda: bad.id in browser.current_url, message='the timeline page')
         for signal in ('enqueued', 'executing', 'error'):
             assert signal in _text(browser, '#timeline')
