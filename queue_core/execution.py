@@ -222,14 +222,12 @@ class Executor:
 
 
 def give_up(queue: 'TaskQueue', task: 'Task', error: Error) -> None:
-    """A task failed for good: later pipeline steps fail too, a chord gets the ``Error``."""
+    """A task failed for good: each later pipeline step gets the same ``Error`` (naming the
+    failed task, as in Huey), a chord gets it too."""
     if queue.results:
         step = task.on_complete
         while step is not None:
-            metadata = dict(error.metadata, task_id=step.id,
-                            error='upstream task %s failed: %s' % (task.id,
-                                                                   error.metadata['error']))
-            queue.put_result(step.id, Error(metadata))
+            queue.put_result(step.id, error)
             step = step.on_complete
     abort_chord_member(queue, task, error)
 

@@ -91,8 +91,13 @@ class Result:
         return value
 
     def is_ready(self) -> bool:
-        """Whether a value has been read or is waiting in storage."""
-        return self._value is not EMPTY or self.queue.storage.has_data_for_key(self.id)
+        """Whether the result is there; as in Huey it is read into this handle (and so
+        removed from storage), so a ``get()`` after ``True`` always finds it."""
+        if self._value is EMPTY:
+            value = self._read(False)
+            if value is not EMPTY:
+                self._value = value
+        return self._value is not EMPTY
 
     def reset(self) -> None:
         """Forget the value read so far (to wait for a retry's outcome)."""
@@ -147,8 +152,10 @@ class ResultGroup:
     def __iter__(self) -> Iterator[Result]:
         return iter(self.results)
 
-    def __getitem__(self, index: int) -> Result:
-        return self.results[index]
+    def __getitem__(self, index: int) -> Any:
+        """The value of the ``index``-th task, waiting for it (as in Huey); the handles
+        themselves are ``group.results`` or iteration."""
+        return self.results[index].get(True)
 
     def get(self, blocking: bool = False, timeout: float | None = None,
             **kwargs: Any) -> list[Any]:

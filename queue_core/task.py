@@ -37,7 +37,7 @@ class Task:
     the task's lifecycle.
     """
 
-    def __init__(self, wrapper: 'TaskWrapper | None', args: Iterable[Any] = (),
+    def __init__(self, wrapper: 'TaskWrapper | None' = None, args: Iterable[Any] = (),
                  kwargs: dict[str, Any] | None = None, *, id: str | None = None,
                  name: str | None = None, registry_name: str | None = None,
                  eta: datetime.datetime | None = None, retries: int | None = None,
@@ -69,7 +69,8 @@ class Task:
         self.final = False
         #: Live revocations counted when this task was claimed (``None``: not known).
         self.revocations_seen: int | None = None
-        self._started: float | None = None
+        #: ``time.monotonic()`` deadline while running with a timeout (Huey's ``_deadline``).
+        self._deadline: float | None = None
 
     def __repr__(self) -> str:
         return '%s: %s' % (self.registry_name, self.id)
@@ -169,22 +170,22 @@ class Task:
 
     # -- timeouts ----------------------------------------------------------------
     def mark_started(self, now: float | None = None) -> None:
-        """Record when execution started (for ``check_timeout``)."""
-        self._started = time.monotonic() if now is None else now
+        """Record when execution started: with a ``timeout``, its deadline."""
+        start = time.monotonic() if now is None else now
+        self._deadline = start + self.timeout if self.timeout else None
 
     @property
     def time_remaining(self) -> float:
         """Seconds left before the timeout (never below 0); ``inf`` without a timeout or
         before the task started."""
-        if not self.timeout or self._started is None:
+        if not self._deadline:
             return float('inf')
-        return max(0.0, self.timeout - (time.monotonic() - self._started))
+        return max(0.0, self._deadline - time.monotonic())
 
     @property
     def is_timed_out(self) -> bool:
         """Whether the task has run past its ``timeout``."""
-        return bool(self.timeout) and self._started is not None and (
-            time.monotonic() - self._started >= self.timeout)
+        return bool(self._deadline) and time.monotonic() >= self._deadline  # type: ignore[operator]
 
     def check_timeout(self) -> None:
         """Raise ``TaskTimeout`` if the task has run past its ``timeout``."""
@@ -230,6 +231,8 @@ class TaskWrapper:
                  priority: int | None = None, context: bool = False, name: str | None = None,
                  expires: Any = None, timeout: float | None = None,
                  validate_datetime: Callable[[datetime.datetime], bool] | None = None) -> None:
+        if isinstance(func, TaskWrapper):  # decorating a task again: wrap its function
+            func = func.func
         if inspect.iscoroutinefunction(func):
             raise ConfigurationError(
                 'task %s is a coroutine function; tasks run in worker processes without an '

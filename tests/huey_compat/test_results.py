@@ -19,7 +19,8 @@ def test_is_ready_turns_true_once_the_result_is_stored(huey):
     assert not handle.is_ready()
     execute_next(huey)
     assert handle.is_ready()
-    assert handle.get() == 3
+    assert huey.result_count() == 0  # read into the handle, as in Huey
+    assert handle.get() == 3 and handle() == 3
 
 
 def test_get_raw_result_returns_the_error_value_without_raising(huey):
@@ -99,3 +100,21 @@ def test_result_group_get_is_non_blocking_and_as_completed_yields_each_value(hue
     for _ in range(3):
         execute_next(huey)
     assert sorted(group.as_completed(timeout=5)) == [1, 4, 9]
+
+
+def test_indexing_a_group_waits_for_that_value(huey):
+    @huey.task()
+    def square(n):
+        return n * n
+
+    group = square.map([2, 3])
+    execute_next(huey)
+    execute_next(huey)
+    assert group[1] == 9 and [r.get() for r in group] == [4, 9]
+
+
+def test_a_handle_for_a_bare_task_id(huey):
+    from queue_core.huey.api import Result, Task
+    handle = Result(huey, Task(id='no-such-task'))
+    with pytest.raises(ResultTimeout):
+        handle.get(blocking=True, timeout=0.1)

@@ -196,3 +196,16 @@ def test_schedule_takes_a_lone_delay_or_eta_and_refuses_neither(huey):
         work.schedule()
     with pytest.raises(ValueError):
         work.schedule((), kwargs=[1], delay=1)
+
+
+def test_a_task_decorated_again_on_another_queue_runs_there():
+    first, second = MemoryHuey('one'), MemoryHuey('two')
+
+    @first.task()
+    def inc(n):
+        return n + 1
+
+    again = second.task(retries=1)(inc)
+    handle = again(2)
+    assert first.pending_count() == 0 and second.pending_count() == 1
+    assert execute_next(second) == 3 and handle.get() == 3 and again.retries == 1

@@ -235,12 +235,16 @@ def test_pipeline_failure_marks_later_steps_failed(q):
 
     results = q.enqueue(step.s(1).then(step).then(step))
     drain(q)
-    assert results[0].get() == 2
-    with pytest.raises(TaskException):
-        results[1].get()
+    first, second, third = results
+    assert first.get() == 2
+    with pytest.raises(TaskException) as failed:
+        second.get()
     with pytest.raises(TaskException) as info:
-        results[2].get()
-    assert 'upstream' in info.value.metadata['error']
+        third.get()
+    # As in Huey, a later step holds the failed step's own error (naming that task).
+    assert info.value.metadata['task_id'] == second.id
+    assert info.value.metadata['error'] == failed.value.metadata['error'] == \
+        "ValueError('bad step')"
 
 
 def test_pipeline_spreads_tuples_and_dicts(q):
