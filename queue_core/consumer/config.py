@@ -9,7 +9,7 @@ WORKER_PROCESS = 'process'
 WORKER_THREAD = 'thread'
 WORKER_TYPES = (WORKER_PROCESS, WORKER_THREAD)
 #: Tasks a worker claims at once by default (chosen by scripts/bench/drain.py).
-DEFAULT_PREFETCH = 4
+DEFAULT_PREFETCH = 16
 MAX_PREFETCH = 1000
 GRACEFUL_SIGNALS = ('INT', 'TERM')
 

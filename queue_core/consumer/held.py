@@ -2,11 +2,12 @@
 records the next claim drops, and the watchdog that acts when a task runs long.
 
 Prefetch trades fairness for round trips: tasks claimed behind a long task would wait for
-it while another worker sits idle. So when the running task has taken longer than
-``HOLD_LIMIT`` seconds, a watchdog thread puts the held tasks back at the head of the
-queue (unchanged, no signal), where an idle worker finds them, and drops the records of
-the tasks already finished (which would otherwise be listed in flight until the next
-claim); the worker then claims one task at a time until its tasks are short again.
+it while another worker sits idle. So no task waits in a worker's hand longer than
+``HOLD_LIMIT`` seconds: once a claim is that old, a watchdog thread puts the tasks still
+held back at the head of the queue (unchanged, no signal), where an idle worker finds
+them, and drops the records of the tasks already finished (which would otherwise be
+listed in flight until the next claim). After a task that ran longer than that, the
+worker claims one task at a time until its tasks are short again.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .progress import Progress
 
 logger = logging.getLogger('queue_core.consumer')
 
-#: Seconds a task may run before the tasks prefetched behind it are handed back.
+#: Seconds a claimed task may wait in a worker's hand before it is handed back.
 HOLD_LIMIT = 0.1
 
 
@@ -38,6 +39,7 @@ class HeldTasks:
         self._tasks: list[tuple[Any, str]] = []
         self._done: list[str] = []
         self._running_since: float | None = None
+        self._filled_at = 0.0
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._closed = False
@@ -55,7 +57,8 @@ class HeldTasks:
         """Hold a fresh claim; the watchdog starts with the first claim of several tasks."""
         with self._lock:
             self._tasks = list(claimed)
-        if claimed:
+            self._filled_at = time.monotonic()
+        if len(claimed) > 1:  # one task alone leaves nothing to hand back or tidy
             if self._thread is None:
                 self._thread = threading.Thread(target=self._watch, daemon=True,
                                                 name='held-tasks')
@@ -104,14 +107,17 @@ class HeldTasks:
         """Put every held task back at the head of the queue, in order; False (the rest
         still held) when the storage failed."""
         with self._lock:
-            while self._tasks:
-                task, token = self._tasks[-1]
-                self.queue.storage.requeue_in_flight(
-                    token, self.queue.serialize_task(task), task.priority or 0, head=True)
-                self._tasks.pop()
-                logger.debug('worker %s put back %s %s unstarted', self.owner, task.name,
-                             task.id)
+            self._hand_back()
         return True
+
+    def _hand_back(self) -> None:
+        while self._tasks:
+            task, token = self._tasks[-1]
+            self.queue.storage.requeue_in_flight(
+                token, self.queue.serialize_task(task), task.priority or 0, head=True)
+            self._tasks.pop()
+            logger.debug('worker %s put back %s %s unstarted', self.owner, task.name,
+                         task.id)
 
     def close(self) -> None:
         """Stop the watchdog."""
@@ -123,19 +129,23 @@ class HeldTasks:
         while not self._closed:
             self._wake.wait()
             self._wake.clear()
-            while not self._closed and self._tasks:
-                since, now = self._running_since, time.monotonic()
-                if since is not None and now - since >= self.limit:
-                    self._tidy_quietly()
+            while not self._closed and (self._tasks or self._done):
+                age = time.monotonic() - self._filled_at
+                if age >= self.limit:
+                    self._tidy()
                     break
-                self._closing.wait(self.limit if since is None else since + self.limit - now)
+                self._closing.wait(self.limit - age)
 
-    def _tidy_quietly(self) -> None:
+    def _tidy(self) -> None:
+        """Hand back what is held and drop the finished records, if the claim is old."""
         try:
-            self.hand_back()
-            for token in self.done():
-                self.queue.release(token)
-                self.dropped([token])
+            with self._lock:
+                if time.monotonic() - self._filled_at < self.limit:
+                    return  # a fresh claim came in meanwhile
+                self._hand_back()
+                while self._done:
+                    self.queue.release(self._done[0])
+                    self._done.pop(0)
         except StorageError as exc:  # the worker runs them, or drops them, after all
             logger.warning('worker %s could not hand back prefetched tasks: %s',
                            self.owner, exc)

@@ -71,12 +71,16 @@ def wait_drained(queue: Any, n: int, consumer: Child,
 
 
 def drain_once(side: str, redis: RedisProcess, n: int, workers: int = 2,
-               bus: str | None = None) -> dict[str, Any]:
-    """One timed drain of ``n`` tasks; returns rate, wall time, memory, CPU and commands."""
+               bus: str | None = None, prefetch: int | None = None) -> dict[str, Any]:
+    """One timed drain of ``n`` tasks; returns rate, wall time, memory, CPU and commands.
+    ``prefetch`` sets our consumer's ``--prefetch`` (default: the consumer's default)."""
     queue = prefill(side, redis, n)
     redis.reset_stats()
     redis_cpu = cpu_seconds(redis.proc.pid)
-    consumer = Child(consumer_command(side, workers, bus), env=bench_env(redis.url))
+    command = consumer_command(side, workers, bus)
+    if side == OURS and prefetch is not None:
+        command += ['--prefetch', str(prefetch)]
+    consumer = Child(command, env=bench_env(redis.url))
     try:
         first_t, first_count, end_t, polls = wait_drained(queue, n, consumer)
         pids = tree_of(consumer.pid)
@@ -102,11 +106,12 @@ def drain_once(side: str, redis: RedisProcess, n: int, workers: int = 2,
     }
 
 
-def run(rounds: int = 3, n: int = 5000, workers: int = 2) -> tuple[list[Figure], dict]:
+def run(rounds: int = 3, n: int = 5000, workers: int = 2,
+        prefetch: int | None = None) -> tuple[list[Figure], dict]:
     """Ours and Huey, alternating, ``rounds`` times each; figures and raw rounds."""
     with RedisProcess() as redis:
         results = alternate(rounds, {
-            OURS: lambda: drain_once(OURS, redis, n, workers),
+            OURS: lambda: drain_once(OURS, redis, n, workers, prefetch=prefetch),
             HUEY: lambda: drain_once(HUEY, redis, n, workers),
         })
     return figures(results, n, workers), results
@@ -144,8 +149,11 @@ def main(argv: list[str] | None = None, run_fn: Callable[..., Any] = run) -> Non
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('-n', type=int, default=5000)
+    parser.add_argument('--prefetch', type=int, default=None,
+                        help="our consumer's --prefetch (default: its default)")
     args = parser.parse_args(argv)
-    figs, results = run_fn(args.rounds, args.n)
+    figs, results = (run_fn(args.rounds, args.n) if args.prefetch is None
+                     else run_fn(args.rounds, args.n, prefetch=args.prefetch))
     for fig in figs:
         print(fig.line())
     for side, rounds in results.items():
