@@ -1,4 +1,5 @@
-"""Random sequences of operations give the same answers on SQLite and Redis as in memory."""
+"""Random sequences of operations give the same answers on SQLite and Redis as in memory,
+prefetching claims and hand-backs to the head of the queue included."""
 from __future__ import annotations
 
 import pytest
@@ -16,6 +17,10 @@ operations = st.one_of(
               st.lists(st.tuples(payloads, st.integers(-2, 2)), max_size=4)),
     st.tuples(st.just('dequeue')),
     st.tuples(st.just('claim'), st.sampled_from(['w1', 'w2'])),
+    st.tuples(st.just('claim_many'), st.sampled_from(['w1', 'w2']), st.integers(0, 4),
+              st.booleans()),
+    st.tuples(st.just('hand_back_newest'), st.sampled_from(['w1', 'w2']),
+              st.integers(-2, 2)),
     st.tuples(st.just('release_oldest')),
     st.tuples(st.just('add_to_schedule'), payloads, st.integers(0, 5)),
     st.tuples(st.just('read_schedule'), st.integers(0, 5)),
@@ -34,6 +39,20 @@ def apply(storage: Storage, op: tuple) -> object:
     if name == 'claim':
         record = storage.claim(args[0], 100.0)
         return None if record is None else (record.owner, record.data)
+    if name == 'claim_many':  # optionally releasing the owner's first record on the way
+        owner, limit, release = args
+        mine = sorted((rec for rec in storage.in_flight() if rec.owner == owner),
+                      key=lambda rec: rec.token)
+        drop = [mine[0].token] if release and mine else []
+        return [(rec.owner, rec.data)
+                for rec in storage.claim_many(owner, 100.0, limit, release=drop)]
+    if name == 'hand_back_newest':  # a prefetched task that never started goes back
+        owner, priority = args
+        mine = sorted((rec for rec in storage.in_flight() if rec.owner == owner),
+                      key=lambda rec: rec.token)
+        if not mine:
+            return None
+        return storage.requeue_in_flight(mine[-1].token, mine[-1].data, priority, head=True)
     if name == 'release_oldest':
         records = sorted(storage.in_flight(), key=lambda rec: rec.data)
         return storage.release(records[0].token) if records else None
