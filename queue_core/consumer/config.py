@@ -41,6 +41,8 @@ class ConsumerConfig:
     max_tasks: int | None = None
     #: Tasks a worker claims per storage call (SPEC §5 "Prefetch"; 1 turns it off).
     prefetch: int = DEFAULT_PREFETCH
+    #: Longest a prefetched task waits in a worker's hand before it is handed back.
+    prefetch_hold: float = 0.1
     shutdown_timeout: float | None = None
     #: Longest single wait for work, so a stop request is noticed promptly.
     poll_interval: float = 1.0
@@ -61,7 +63,7 @@ class ConsumerConfig:
             problems.append('worker type must be one of %s (got %r)'
                             % (', '.join(WORKER_TYPES), self.worker_type))
         for name in ('scheduler_interval', 'lease', 'poll_interval', 'backoff_initial',
-                     'backoff_max'):
+                     'backoff_max', 'prefetch_hold'):
             if getattr(self, name) <= 0:
                 problems.append('%s must be positive (got %r)' % (name, getattr(self, name)))
         for name in ('health_check_interval', 'shutdown_timeout'):

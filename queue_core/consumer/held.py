@@ -3,7 +3,7 @@ records the next claim drops, and the watchdog that acts when a task runs long.
 
 Prefetch trades fairness for round trips: tasks claimed behind a long task would wait for
 it while another worker sits idle. So no task waits in a worker's hand longer than
-``HOLD_LIMIT`` seconds: once a claim is that old, a watchdog thread puts the tasks still
+``limit`` seconds (``ConsumerConfig.prefetch_hold``): once a claim is that old, a watchdog thread puts the tasks still
 held back at the head of the queue (unchanged, no signal), where an idle worker finds
 them, and drops the records of the tasks already finished (which would otherwise be
 listed in flight until the next claim). After a task that ran longer than that, the
@@ -21,16 +21,12 @@ from .progress import Progress
 
 logger = logging.getLogger('queue_core.consumer')
 
-#: Seconds a claimed task may wait in a worker's hand before it is handed back.
-HOLD_LIMIT = 0.1
-
-
 class HeldTasks:
     """Claimed tasks not started yet, in claim order; every change under one lock, so the
     watchdog never hands back a task the worker is starting."""
 
     def __init__(self, queue: Any, owner: str, progress: Progress | None,
-                 limit: float = HOLD_LIMIT) -> None:
+                 limit: float) -> None:
         self.queue = queue
         self.owner = owner
         self.progress = progress

@@ -16,7 +16,7 @@ from ..signals import SOURCE_WORKER
 from .backoff import Backoff, DeadlineFlag, StopFlag
 from .config import ConsumerConfig
 from .lease import LeaseRenewer
-from .held import HOLD_LIMIT, HeldTasks
+from .held import HeldTasks
 from .progress import Progress
 from .recovery import hand_back
 
@@ -73,7 +73,7 @@ class Worker:
         self._suspect_orphans = False
         self._cut_short: set[str] = set()
         #: Claimed tasks not started yet, in claim order.
-        self._held = HeldTasks(queue, owner, None)
+        self._held = HeldTasks(queue, owner, None, config.prefetch_hold)
         #: Whether the last task was short enough to claim several at once again.
         self._short = True
 
@@ -83,7 +83,7 @@ class Worker:
                                heartbeat=self.heartbeat, parent_pid=self.parent_pid)
         renewer.start()
         progress = Progress(self.owner)
-        self._held = HeldTasks(self.queue, self.owner, progress)
+        self._held = HeldTasks(self.queue, self.owner, progress, self.config.prefetch_hold)
         logger.info('worker %s started', self.owner)
         try:
             self.queue.run_startup_hooks()
@@ -191,7 +191,7 @@ class Worker:
             # The queue logs each state at INFO; this line adds the worker's view.
             logger.debug('worker %s finished %s %s in %.3fs', self.owner, task.name, task.id,
                          time.monotonic() - started)
-        self._short = self._held.finished(token) < HOLD_LIMIT
+        self._short = self._held.finished(token) < self.config.prefetch_hold
         self.tasks_done += 1
 
     def _patient(self) -> StopFlag:
