@@ -225,9 +225,24 @@ class TaskQueue:
         for sink in self._sinks:
             if isinstance(sink, signal_bus.Publisher) and sink.config == config:
                 return sink  # already publishing there: a second publisher would double events
-        publisher = signal_bus.Publisher.from_config(config)
+        publisher = signal_bus.Publisher.from_config(config, queue=self.name)
         self.add_signal_sink(publisher)
         return publisher
+
+    def coalesce_signals(self) -> None:
+        """Ask the sinks that can (a bus publisher) to batch this thread's events; the
+        caller then calls ``flush_signal_sinks()`` before it blocks waiting for work."""
+        for sink in tuple(self._sinks):
+            coalesce = getattr(sink, 'coalesce', None)
+            if coalesce is not None:
+                coalesce()  # a publisher's never raises
+
+    def flush_signal_sinks(self) -> None:
+        """Send at once what any sink holds for this thread (a coalescing publisher)."""
+        for sink in tuple(self._sinks):
+            flush = getattr(sink, 'flush', None)
+            if flush is not None:
+                flush()  # a publisher's never raises
 
     @property
     def source(self) -> str:

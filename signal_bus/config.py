@@ -64,7 +64,8 @@ class BusConfig:
     """How a client reaches a broker.
 
     ``ingest`` is where publishers push, ``publish`` where subscribers connect, ``control``
-    the replay/stats socket (``None``: the publish port + 1). ``curve`` enables CURVE.
+    the replay/stats socket (``None``: the publish port + 1). Given only a TCP ``ingest``
+    endpoint, ``publish`` is the ingest port + 1 (the broker's default layout). ``curve`` enables CURVE.
     ``send_hwm`` bounds each publishing socket's queue (a full queue drops and counts).
     """
 
@@ -77,6 +78,12 @@ class BusConfig:
     def __post_init__(self) -> None:
         check_endpoint(self.ingest, 'ingest')
         check_endpoint(self.publish, 'publish')
+        if (self.publish == DEFAULT_PUBLISH and self.control is None
+                and self.ingest != DEFAULT_INGEST and _TCP_PORT.match(self.ingest)
+                and not self.ingest.endswith(':*')):
+            # Only the ingest endpoint was given: the broker's usual layout puts publish
+            # and control on the next two ports (7557, 7558, 7559 by default).
+            object.__setattr__(self, 'publish', neighbour_endpoint(self.ingest, 1))
         if self.control is not None:
             check_endpoint(self.control, 'control')
         if self.send_hwm < 1:

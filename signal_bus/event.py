@@ -83,8 +83,10 @@ def exception_map(exc: BaseException) -> dict[str, Any]:
 
 
 def build_body(signal: str, task: Any, exc: BaseException | None, source: str, *,
-               host: str, pid: int, now: float | None = None) -> dict[str, Any]:
-    """The body map of one event (values not yet made plain; ``encode_body`` does that)."""
+               host: str, pid: int, now: float | None = None,
+               queue: str | None = None) -> dict[str, Any]:
+    """The body map of one event (values not yet made plain; ``encode_body`` does that);
+    ``queue`` is the name of the ``TaskQueue`` the event comes from, when known."""
     body = {
         'signal': signal,
         'task_id': str(task.id),
@@ -99,6 +101,8 @@ def build_body(signal: str, task: Any, exc: BaseException | None, source: str, *
         'retries': getattr(task, 'retries', 0),
         'final': bool(getattr(task, 'final', False)),
     }
+    if queue is not None:
+        body['queue'] = queue
     if exc is not None:
         body['exc'] = exception_map(exc)
     return body

@@ -17,14 +17,18 @@ import logging
 import os
 import socket
 import threading
+import time
 import weakref
 from typing import Any
 
 import zmq
 
+from queue_core.signals import SIGNAL_EXECUTING
+
 from . import event as event_module
 from . import wire
 from .config import DEFAULT_INGEST, BusConfig
+from .exceptions import BusConfigError, WireError
 from .keys import apply_client, client_keys
 
 logger = logging.getLogger('signal_bus.publisher')
@@ -37,11 +41,24 @@ EXIT_LINGER = 0.5
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 
-_COUNTS = ('buffered', 'sent', 'dropped_buffer_full', 'dropped_send', 'errors')
+#: The longest a coalescing publisher holds an event back (DESIGN: at most 0.5 ms).
+COALESCE_SECONDS = 0.0005
+_MAX_BATCH_FRAMES = 2 * wire.MAX_BATCH_EVENTS
+
+_COUNTS = ('buffered', 'sent', 'dropped_buffer_full', 'dropped_send', 'errors', 'messages')
 
 
 class _Channel:
-    """One thread's PUSH socket, with its own ``pub`` id, ``pseq`` and counters."""
+    """One thread's PUSH socket, with its own ``pub`` id, ``pseq`` and counters.
+
+    A coalescing channel (``coalesce()``, what a consumer's worker asks for) gathers events
+    and sends up to ``wire.MAX_BATCH_EVENTS`` of them as one ingest message, once its
+    broker has said it takes batches. An event waits at most ``COALESCE_SECONDS``, checked
+    at each publish; besides, the batch goes at once with an ``executing`` event (the
+    task's own code runs next), with any event published while a task runs (that code
+    may run long), and at ``flush()``, which the worker calls before it blocks waiting
+    for work, and at close.
+    """
 
     def __init__(self, context: zmq.Context, config: BusConfig) -> None:
         self.pub = int.from_bytes(os.urandom(8), 'big')
@@ -49,25 +66,93 @@ class _Channel:
         self.pseq = 0
         self.counts = dict.fromkeys(_COUNTS, 0)
         self.closed = False
+        self.config = config
         # The newest dropped event, sent again before the next one (or at close): once it
         # arrives, the broker sees every hole before it and reports the drops, so even a
         # publisher's last drops are reported as long as the broker takes events again.
         self.retry: tuple[bytes, bytes] | None = None
+        self.batching = False
+        self.pending: list[bytes] = []
+        self.pending_since = 0.0
+        self.running: str | None = None
+        self.probe: BatchProbe | None = None
         sock = context.socket(zmq.PUSH)
         sock.sndhwm = config.send_hwm
         sock.linger = 0
         apply_client(sock, config.curve)
         sock.connect(config.ingest)
         self.sock = sock
+        self.context = context
+
+    def coalesce(self) -> None:
+        """Gather events into batches from now on, once the broker announces them."""
+        if self.probe is None and not self.batching:
+            self.probe = BatchProbe(self.context, self.config)
 
     def send(self, header_fields: tuple[Any, ...], body: bytes) -> None:
         """Take the next ``pseq`` and queue the event, or drop and count it when full."""
         self.pseq += 1
         header = wire.encode_header(*header_fields, self.pub, self.pseq)
+        if self.probe is not None:
+            self._check_probe()
+        if self.batching:
+            self._gather(header_fields, header, body)
+            return
         if self.retry is not None and self._queue(*self.retry, _NOBLOCK):
             self.retry = None
         if not self._queue(header, body, _NOBLOCK):
             self.retry = (header, body)
+
+    def _gather(self, header_fields: tuple[Any, ...], header: bytes, body: bytes) -> None:
+        pending = self.pending
+        now = time.monotonic()
+        if not pending:
+            self.pending_since = now
+        pending.append(header)
+        pending.append(body)
+        signal, task_id = header_fields[0], header_fields[2]
+        if signal == SIGNAL_EXECUTING:
+            self.running = task_id
+            self.flush()
+        elif self.running is not None and task_id != self.running:
+            self.flush()
+        else:
+            self.running = None
+            if (len(pending) >= _MAX_BATCH_FRAMES
+                    or now - self.pending_since >= COALESCE_SECONDS):
+                self.flush()
+
+    def flush(self) -> None:
+        """Send what was gathered as one message (or drop and count it when full)."""
+        pending = self.pending
+        if not pending:
+            return
+        self.pending = []
+        if self.retry is not None:
+            pending[:0] = self.retry
+        try:
+            self.sock.send_multipart(pending, _NOBLOCK)
+        except zmq.Again:
+            count = len(pending) // 2 - (self.retry is not None)
+            self.counts['dropped_send'] += count
+            self.retry = (pending[-2], pending[-1])
+            return
+        sent = len(pending) // 2
+        self.counts['messages'] += 1
+        if self.retry is not None:
+            self.counts['dropped_send'] -= 1  # counted as dropped before; it went after all
+            self.retry = None
+        self.counts['buffered'] += sent
+        self.counts['sent'] += sent
+
+    def _check_probe(self) -> None:
+        probe = self.probe
+        assert probe is not None
+        answer = probe.answer()
+        if answer is not None:
+            self.batching = answer
+            probe.close()
+            self.probe = None
 
     def _queue(self, header: bytes, body: bytes, flags: int) -> bool:
         """Queue one event's frames; count it as sent, or as dropped when the queue is full."""
@@ -81,6 +166,7 @@ class _Channel:
             return False
         if (header, body) == self.retry:
             self.counts['dropped_send'] -= 1  # it was counted as dropped; it went after all
+        self.counts['messages'] += 1
         self.counts['buffered'] += 1
         self.counts['sent'] += 1
         return True
@@ -91,11 +177,49 @@ class _Channel:
         if self.closed:
             return
         self.closed = True
+        if self.probe is not None:
+            self.probe.close()
+            self.probe = None
+        if self.pending:
+            self.flush()
         if self.retry is not None:
             self.sock.sndtimeo = int(linger * 1000)
             if self._queue(*self.retry, 0):
                 self.retry = None
         self.sock.close(linger=int(linger * 1000))
+
+
+class BatchProbe:
+    """Asks the broker's control socket whether it takes ingest batches (``stats`` says
+    ``batch: true``); read without blocking, by the thread that owns the channel."""
+
+    def __init__(self, context: zmq.Context, config: BusConfig) -> None:
+        self.sock = context.socket(zmq.DEALER)
+        self.sock.linger = 0
+        apply_client(self.sock, config.curve)
+        try:
+            self.sock.connect(config.control_endpoint)
+            self.sock.send(wire.encode_stats_request(), _NOBLOCK)
+        except (zmq.ZMQError, BusConfigError) as exc:
+            logger.debug('no batch probe (%s): events go one by one', exc)
+
+    def answer(self) -> bool | None:
+        """True or False once the broker answered, None while it has not."""
+        try:
+            frames = self.sock.recv_multipart(_NOBLOCK)
+        except zmq.Again:
+            return None
+        except zmq.ZMQError:
+            return False
+        try:
+            reply = wire.decode_control_reply(frames)
+        except WireError:
+            return False
+        return reply.kind == 'stats' and reply.data.get('batch') is True
+
+    def close(self) -> None:
+        """Close the probe's socket."""
+        self.sock.close(linger=0)
 
 
 class Publisher:
@@ -107,12 +231,14 @@ class Publisher:
 
     def __init__(self, endpoint: str | BusConfig = DEFAULT_INGEST, *,
                  curve_server_key: str | bytes | None = None,
-                 curve_keypair: str | None = None) -> None:
+                 curve_keypair: str | None = None, queue: str | None = None) -> None:
         config = BusConfig.coerce(endpoint)
         curve = client_keys(curve_server_key, curve_keypair)
         if curve is not None:
             config = dataclasses.replace(config, curve=curve)
         self.config = config
+        #: The ``TaskQueue`` name events carry as ``queue`` (None: not sent).
+        self.queue = queue
         self.host = socket.gethostname()
         self._local = threading.local()
         self._closed = False
@@ -128,9 +254,10 @@ class Publisher:
         self._inherited: list[Any] = []
 
     @classmethod
-    def from_config(cls, value: str | BusConfig) -> 'Publisher':
-        """A publisher from an ingest endpoint string or a ``BusConfig``."""
-        return cls(value)
+    def from_config(cls, value: str | BusConfig, queue: str | None = None) -> 'Publisher':
+        """A publisher from an ingest endpoint string or a ``BusConfig``; ``queue`` names
+        the queue its events come from."""
+        return cls(value, queue=queue)
 
     @property
     def pub(self) -> int:
@@ -147,7 +274,8 @@ class Publisher:
             if not wire.is_signal(signal):
                 raise ValueError('unknown signal %r' % (signal,))
             body = event_module.encode_body(event_module.build_body(
-                signal, task, exc, source, host=self.host, pid=channel.pid))
+                signal, task, exc, source, host=self.host, pid=channel.pid,
+                queue=self.queue))
             channel.send((signal, event_module.task_name_of(task), str(task.id),
                           event_module.event_tseq(task, source)), body)
         except Exception:
@@ -157,6 +285,27 @@ class Publisher:
                  source: str = 'app') -> None:
         """The signal-sink form of ``publish``."""
         self.publish(signal, task, exc, source)
+
+    def coalesce(self) -> None:
+        """Let the calling thread's events travel in batches (a consumer's worker asks for
+        this; it then calls ``flush()`` before it blocks waiting for work). Takes effect
+        once the broker announces batches; no event waits longer than 0.5 ms but while
+        the thread runs the queue's own code between two publishes."""
+        try:
+            if not self._closed:
+                self._channel().coalesce()
+        except Exception:
+            self._count_error()
+
+    def flush(self) -> None:
+        """Send at once what the calling thread's channel has gathered; never raises."""
+        channel = getattr(self._local, 'channel', None)
+        if channel is None or channel.pid != os.getpid() or channel.closed:
+            return
+        try:
+            channel.flush()
+        except Exception:
+            self._count_error()
 
     def _count_error(self) -> None:
         channel = getattr(self._local, 'channel', None)
@@ -197,9 +346,11 @@ class Publisher:
 
     def stats(self) -> dict[str, Any]:
         """This process's counters over all its threads: ``buffered`` (queued for the
-        broker), ``sent``, ``dropped_send`` (queue full), ``errors``, ``dropped``; and the
-        calling thread's ``pub`` and ``pseq``. ``pending`` is always 0 and
-        ``dropped_buffer_full`` stays 0: the socket's own queue is the buffer."""
+        broker), ``sent``, ``dropped_send`` (queue full), ``errors``, ``dropped``,
+        ``messages`` (ingest messages sent: fewer than events when batching); and the
+        calling thread's ``pub``, ``pseq``, ``batching`` (its events travel in batches) and
+        ``pending`` (events it gathered and has not sent yet). ``dropped_buffer_full``
+        stays 0: the socket's own queue is the buffer."""
         counts = dict.fromkeys(_COUNTS, 0)
         channel = getattr(self._local, 'channel', None)
         if self._pid == os.getpid():
@@ -210,7 +361,8 @@ class Publisher:
                     counts[key] += source[key]
         mine = channel is not None and channel.pid == os.getpid()
         counts.update(pub=channel.pub if mine else None, pseq=channel.pseq if mine else 0,
-                      pending=0,
+                      batching=bool(mine and channel.batching),
+                      pending=len(channel.pending) // 2 if mine else 0,
                       dropped=counts['dropped_buffer_full'] + counts['dropped_send'])
         return counts
 
