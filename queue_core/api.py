@@ -266,14 +266,17 @@ class TaskQueue:
              final: bool = False, bump: bool = True) -> None:
         """Hand a signal to the sinks (counting ``task.tseq``), then to local handlers."""
         task.final = final
+        handlers = self._signals.handlers_for(signal)
         if self._sinks:
             if bump and task.tseq is not None:
                 task.tseq += 1
             source = self.source
             for sink in tuple(self._sinks):
                 call_isolated(sink, 'signal sink', signal, task, exc, source)
+            if handlers:  # a slow handler must not hold back an event a sink gathered
+                self.flush_signal_sinks()
         extra = (exc,) if signal == S.SIGNAL_ERROR else ()
-        for handler in self._signals.handlers_for(signal):
+        for handler in handlers:
             task.final = final  # a handler that enqueues the task again must not change it
             call_isolated(handler, 'signal handler', signal, task, *extra)
 

@@ -141,3 +141,30 @@ def test_a_full_queue_drops_and_counts_whole_batches_and_sending_resumes(
         publisher.close()
     finally:
         restarted.stop()
+
+
+def test_a_gathered_event_is_on_the_wire_before_a_local_handler_runs(bus_config, raw_sub):
+    from queue_core import SIGNAL_COMPLETE, TaskQueue
+    queue = TaskQueue('batches', storage='memory://')
+    publisher = queue.attach_bus(bus_config)
+    queue.coalesce_signals()
+    wait_until(lambda: publisher.publish('scheduled', FakeTask('app.warm', tseq=1))
+               or publisher.stats()['batching'], message='the broker to announce batches')
+    publisher.flush()
+    raw_sub.events(publisher.stats()['pseq'])
+    seen_by_handler = []
+
+    @queue.signal(SIGNAL_COMPLETE)
+    def slow_handler(signal, task):
+        seen_by_handler.append(raw_sub.recv(timeout=5))   # a handler that takes its time
+
+    @queue.task()
+    def add(a, b):
+        return a + b
+
+    with queue.emitting_as('worker'):
+        queue.emit(SIGNAL_COMPLETE, add.s(1, 2), final=True)
+    (event,) = seen_by_handler
+    assert event is not None and event.signal == 'complete'
+    assert body_of(event)['queue'] == 'batches'
+    publisher.close()
