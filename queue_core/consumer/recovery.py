@@ -63,14 +63,32 @@ def recover_record(queue: Any, record: InFlight, requeue: bool | None = None,
         queue.emit(S.SIGNAL_INTERRUPTED, task, final=not requeue)
         task.tseq, task.eta = stored_tseq + REQUEUE_TSEQ_GAP, None
         if requeue:
-            if queue.storage.requeue_in_flight(adopted.token, queue._encode_for_write(task),
-                                               task.priority or 0):
-                queue.emit(S.SIGNAL_ENQUEUED, task, bump=False)
+            _requeue(queue, adopted, task)
         else:
             give_up(queue, task, error_value(queue, task, RuntimeError(
                 'worker %s died' % record.owner)))
             queue.storage.release(adopted.token)
     return True
+
+
+def _requeue(queue: Any, adopted: InFlight, task: Any) -> None:
+    """Put the recovered task back on the queue, announcing it first.
+
+    The ``INTERRUPTED`` just sent (no ``tseq``) reset the broker's ordering for the task,
+    so the broker takes its next ``tseq`` as it comes: were the copy claimable before its
+    ``ENQUEUED`` left, a worker's ``EXECUTING`` could reach the broker first and be
+    released ahead of it. So ``ENQUEUED`` is emitted (and the sinks flushed) while the
+    task is still held, durably, in the adopted record; should the move fail, the record
+    is recovered again.
+    """
+    data = queue._encode_for_write(task)
+    queue.emit(S.SIGNAL_ENQUEUED, task, bump=False)
+    flush = getattr(queue, 'flush_signal_sinks', None)
+    if flush is not None:
+        flush()
+    if not queue.storage.requeue_in_flight(adopted.token, data, task.priority or 0):
+        logger.warning('recovered task %s was taken over by another recoverer before it '
+                       'was requeued', task.id)
 
 
 def hand_back(queue: Any, record: InFlight, owner: str | None = None) -> bool:

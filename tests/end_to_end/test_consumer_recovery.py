@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
+
+import signal_bus
 
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
 
 from consumer_harness import pid_is_running  # noqa: E402
-from helpers import wait_until  # noqa: E402
+from helpers import free_port, wait_until  # noqa: E402
 
 E, X, C, INT = 'enqueued', 'executing', 'complete', 'interrupted'
 
@@ -106,3 +109,56 @@ def test_workers_stop_when_their_supervisor_is_killed(run):
     assert report['source'] == 'worker' and report['pid'] == worker
     wait_until(lambda: not pid_is_running(worker), 15, message='the orphaned worker to exit')
     assert run.q.in_flight() == []
+
+
+def test_after_a_whole_consumer_restart_a_subscriber_sees_each_recovered_task_in_order(
+        run, tmp_path):
+    """Issue 10, item 5: through a real broker that outlives the consumer, a recovered
+    task's stream is the old attempt's ``executing`` (tseq 1), then the recovery's
+    ``interrupted`` (no tseq) and ``enqueued``, then the new attempt, in ``seq`` order and
+    with no event released after a hold-back gap."""
+    import subprocess
+    import signal_bus
+    from helpers import free_port
+    ingest, publish, control = ['tcp://127.0.0.1:%d' % free_port() for _ in range(3)]
+    with open(tmp_path / 'broker.log', 'wb') as log:
+        broker = subprocess.Popen([sys.executable, '-m', 'signal_bus.broker_cli', '--ingest',
+                                   ingest, '--publish', publish, '--control', control, '-q'],
+                                  stdout=log, stderr=subprocess.STDOUT)
+    sub = signal_bus.Subscriber(publish, control=control)
+    try:
+        sub.wait_connected(timeout=30)
+        keys = ['order-%d' % i for i in range(2)]
+        slow = [run.app.slow_once(key) for key in keys]
+        args = ('-w', '2', '--lease', '2', '--requeue-interrupted', '--bus', ingest)
+        first = run.consumer(*args)
+        for key in keys:
+            run.wait_running(key)
+        first.send_group(signal.SIGKILL)
+        first.wait(10)
+        second = run.consumer(*args)
+        events: dict[str, list] = {h.id: [] for h in slow}
+
+        def all_complete():
+            event = sub.receive(timeout=0.2)
+            if event is not None and event.id in events:
+                events[event.id].append(event)
+            return all(any(e.signal == C for e in got) for got in events.values())
+
+        wait_until(all_complete, 30, interval=0, message='both tasks to complete on the '
+                   'bus\n' + run.logs())
+        for got in events.values():
+            assert [(e.signal, e.source) for e in got] == [
+                (X, 'worker'), (INT, 'consumer'), (E, 'consumer'), (X, 'worker'),
+                (C, 'worker')], [(e.signal, e.tseq, e.seq, e.gap) for e in got]
+            tseqs = [e.tseq for e in got]
+            assert tseqs[0] == 1 and tseqs[1] is None and tseqs[2] > 100
+            assert tseqs[2:] == list(range(tseqs[2], tseqs[2] + 3))
+            assert [e.seq for e in got] == sorted(e.seq for e in got)
+            assert not any(e.gap for e in got), [(e.signal, e.tseq, e.gap) for e in got]
+        second.send(signal.SIGINT)
+        assert second.wait(20) == 0
+    finally:
+        sub.close()
+        broker.kill()
+        broker.wait(10)
