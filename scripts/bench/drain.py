@@ -10,7 +10,10 @@ Redis's command counters give the commands per task.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import os
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -117,6 +120,43 @@ def run(rounds: int = 3, n: int = 5000, workers: int = 2,
     return figures(results, n, workers), results
 
 
+def sqlite_drain_once(side: str, folder: str, n: int, workers: int = 2) -> float:
+    """Tasks/s draining ``n`` no-op tasks from a fresh SQLite file, from the consumer's
+    start (start-up included) until every result is stored: our SQLite storage against
+    Huey's ``SqliteHuey``."""
+    path = os.path.join(folder, '%s-%d.db' % (side, time.monotonic_ns()))
+    if side == OURS:
+        queue, noop = importlib.import_module('apps.ours').build('sqlite:///' + path)
+        command = consumer_command(OURS, workers)
+        env = bench_env('sqlite:///' + path)
+    else:
+        queue, noop = importlib.import_module('apps.huey_sqlite').build(path)
+        command = [part if part != 'apps.huey_app.huey' else 'apps.huey_sqlite.huey'
+                   for part in consumer_command(HUEY, workers)]
+        env = bench_env(BENCH_SQLITE_PATH=path)
+    noop.map(range(n))
+    consumer = Child(command, env=env)
+    try:
+        _, _, end_t, _ = wait_drained(queue, n, consumer, interval=0.02)
+    finally:
+        consumer.stop()
+    return n / (end_t - consumer.started)
+
+
+def run_sqlite(rounds: int = 3, n: int = 10000, workers: int = 2
+               ) -> tuple[list[Figure], dict]:
+    """The SQLite drain, ours and Huey alternating; its figure and raw rounds."""
+    with tempfile.TemporaryDirectory(prefix='bench-sqlite-') as folder:
+        results = alternate(rounds, {side: functools.partial(sqlite_drain_once, side, folder,
+                                                             n, workers)
+                                     for side in (OURS, HUEY)})
+    paired, rounds_note = paired_ratio(results[OURS], results[HUEY])
+    return [Figure('1 drain', '%d no-op tasks on SQLite, %d process workers, start-up '
+                   'included' % (n, workers), 'tasks/s', median(results[OURS]),
+                   median(results[HUEY]), paired, target='>= 2x SqliteHuey',
+                   met=paired >= 2.0, note=rounds_note)], results
+
+
 def figures(results: dict[str, list[dict[str, Any]]], n: int, workers: int) -> list[Figure]:
     """The table lines of benchmark 1 (and the consumer part of benchmark 7)."""
     ours, huey = results[OURS], results[HUEY]
@@ -151,7 +191,14 @@ def main(argv: list[str] | None = None, run_fn: Callable[..., Any] = run) -> Non
     parser.add_argument('-n', type=int, default=5000)
     parser.add_argument('--prefetch', type=int, default=None,
                         help="our consumer's --prefetch (default: its default)")
+    parser.add_argument('--sqlite', action='store_true',
+                        help='drain from SQLite (ours) and SqliteHuey instead of Redis '
+                        '(-n defaults to 10000 there)')
     args = parser.parse_args(argv)
+    if args.sqlite:
+        for fig in run_sqlite(args.rounds, 10000 if args.n == 5000 else args.n)[0]:
+            print(fig.line())
+        return
     figs, results = (run_fn(args.rounds, args.n) if args.prefetch is None
                      else run_fn(args.rounds, args.n, prefetch=args.prefetch))
     for fig in figs:
