@@ -21,8 +21,9 @@ _MAX_DEPTH = 32
 _INT_RANGE = (-2 ** 63, 2 ** 64 - 1)
 
 
-def _default(value: Any) -> Any:
-    """msgpack's fallback for values it cannot pack natively."""
+def plain_default(value: Any) -> Any:
+    """msgpack's fallback for values it cannot pack natively (datetimes as ISO-8601
+    strings, sets as arrays, other objects as their ``repr``)."""
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, datetime.timedelta):
@@ -51,7 +52,7 @@ def to_plain(value: Any, depth: int = 0) -> Any:
         return {_plain_key(key, depth): to_plain(item, depth + 1) for key, item in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [to_plain(item, depth + 1) for item in value]
-    plain = _default(value)
+    plain = plain_default(value)
     return plain if isinstance(plain, (str, float)) else to_plain(plain, depth + 1)
 
 
@@ -64,7 +65,7 @@ def _plain_key(key: Any, depth: int) -> Any:
 def pack_plain(value: Any) -> bytes:
     """msgpack bytes of ``value`` made plain (never raises for odd objects)."""
     try:
-        return msgpack.packb(value, use_bin_type=True, default=_default)
+        return msgpack.packb(value, use_bin_type=True, default=plain_default)
     except Exception:
         return msgpack.packb(to_plain(value), use_bin_type=True, default=_safe_repr)
 

@@ -50,13 +50,12 @@ _RESET = None  # a task's state after a tseq-nil event: the next tseq is accepte
 class ForgottenTasks:
     """A compact memory of ``(task, last tseq)`` pairs the sequencer has let go of.
 
-    Two rotating Bloom filters of ``capacity`` entries each (about 1.2 bytes per entry
-    each, 1% false positives): a task forgotten for space or after its final event and
-    heard from again continues without a hold-back. A false positive only releases an
-    event of a never-seen task without waiting for its predecessor.
+    Two rotating Bloom filters of ``capacity`` entries each (10 bits per entry each, four
+    probes, about 1% false positives): a task forgotten for space or after its final
+    event and heard from again continues without a hold-back. A false positive only
+    releases an event of a never-seen task without waiting for its predecessor.
     """
 
-    _HASHES = 7
     _BITS_PER_ENTRY = 10
 
     def __init__(self, capacity: int) -> None:
@@ -66,21 +65,25 @@ class ForgottenTasks:
         self._previous = bytearray(len(self._current))
         self._count = 0
 
-    def _positions(self, task_id: str, tseq: int) -> list[int]:
-        # Python's own (process-salted) hash is enough for an in-memory filter, and it runs
-        # in C: this sits on the broker's per-event path (every final event adds a task).
-        first = hash((task_id, tseq)) & 0xFFFFFFFFFFFFFFFF
-        second = (hash((tseq, task_id)) | 1) & 0xFFFFFFFFFFFFFFFF
+    def _positions(self, task_id: str, tseq: int) -> tuple[int, int, int, int]:
+        # Python's own (process-salted) hash runs in C, and two 64-bit hashes give the
+        # four probes: this sits on the broker's per-event path (every final event).
+        first, second = hash((task_id, tseq)), hash((tseq, task_id))
         bits = self._bits
-        return [(first + index * second) % bits for index in range(self._HASHES)]
+        return ((first & 0xFFFFFFFF) % bits, ((first >> 32) & 0xFFFFFFFF) % bits,
+                (second & 0xFFFFFFFF) % bits, ((second >> 32) & 0xFFFFFFFF) % bits)
 
     def add(self, task_id: str, tseq: int) -> None:
         """Remember that ``task_id`` was last released at ``tseq``."""
         if self._count >= self.capacity:
             self._previous, self._current = self._current, bytearray(len(self._current))
             self._count = 0
-        for position in self._positions(task_id, tseq):
-            self._current[position >> 3] |= 1 << (position & 7)
+        current = self._current
+        a, b, c, d = self._positions(task_id, tseq)
+        current[a >> 3] |= 1 << (a & 7)
+        current[b >> 3] |= 1 << (b & 7)
+        current[c >> 3] |= 1 << (c & 7)
+        current[d >> 3] |= 1 << (d & 7)
         self._count += 1
 
     def __contains__(self, item: tuple[str, int]) -> bool:
@@ -113,15 +116,19 @@ class Sequencer:
 
     def push(self, event: Pending, now: float) -> list[Released]:
         """Accept ``event``; return what can be released now, in release order."""
-        out: list[Released] = []
         pub = event.header.pub
         queue = self._queues.get(pub)
         if queue:
             queue.append(event)
             self.held += 1
+            out: list[Released] = []
         elif self._ready(event):
-            self._release(event, False, out)
+            out = [Released(event, False)]
+            self._released(event)
+            if not self._work:
+                return out
         else:
+            out = []
             self._queues[pub] = deque([event])
             self.held += 1
             self._block(pub, event)
@@ -169,20 +176,30 @@ class Sequencer:
 
     def _release(self, event: Pending, gap: bool, out: list[Released]) -> None:
         out.append(Released(event, gap))
-        task_id, tseq = event.header.task_id, event.header.tseq
+        self._released(event)
+
+    def _released(self, event: Pending) -> None:
+        """Update the task's state for a released event; wake publishers waiting on it."""
+        header = event.header
+        task_id, tseq = header.task_id, header.tseq
+        tasks = self._tasks
         if event.final:
-            last = self._tasks.pop(task_id, _RESET)
+            last = tasks.pop(task_id, _RESET)
             self._forget(task_id, tseq if last is _RESET or tseq is None else max(last, tseq))
         elif tseq is None:
-            self._tasks[task_id] = _RESET
-            self._tasks.move_to_end(task_id)
+            tasks[task_id] = _RESET
+            tasks.move_to_end(task_id)
         else:
-            last = self._tasks.get(task_id, _RESET)
-            self._tasks[task_id] = tseq if last is _RESET or tseq > last else last
-            self._tasks.move_to_end(task_id)
-            while len(self._tasks) > self.max_tasks:
-                self._forget(*self._tasks.popitem(last=False))
-        self._work.extend(self._waiting.pop(task_id, ()))
+            last = tasks.get(task_id, _RESET)
+            tasks[task_id] = tseq if last is _RESET or tseq > last else last
+            tasks.move_to_end(task_id)
+            if len(tasks) > self.max_tasks:
+                while len(tasks) > self.max_tasks:
+                    self._forget(*tasks.popitem(last=False))
+        if self._waiting:
+            waiters = self._waiting.pop(task_id, None)
+            if waiters:
+                self._work.extend(waiters)
 
     def _forget(self, task_id: str, last: int | None) -> None:
         if last is not None:

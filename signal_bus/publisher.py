@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import functools
 import logging
 import os
 import socket
 import threading
-import time
 import weakref
+from time import monotonic as _monotonic
 from typing import Any
 
+import msgpack
 import zmq
 
-from queue_core.signals import SIGNAL_EXECUTING
+from queue_core.signals import ALL_SIGNALS, SIGNAL_EXECUTING
 
 from . import event as event_module
 from . import wire
@@ -41,6 +43,7 @@ EXIT_LINGER = 0.5
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 
+_SIGNALS = frozenset(ALL_SIGNALS)
 #: The longest a coalescing publisher holds an event back (DESIGN: at most 0.5 ms).
 COALESCE_SECONDS = 0.0005
 _MAX_BATCH_FRAMES = 2 * wire.MAX_BATCH_EVENTS
@@ -76,6 +79,7 @@ class _Channel:
         self.pending_since = 0.0
         self.running: str | None = None
         self.probe: BatchProbe | None = None
+        self.packer = msgpack.Packer(use_bin_type=True, default=event_module.plain_default).pack
         sock = context.socket(zmq.PUSH)
         sock.sndhwm = config.send_hwm
         sock.linger = 0
@@ -89,28 +93,39 @@ class _Channel:
         if self.probe is None and not self.batching:
             self.probe = BatchProbe(self.context, self.config)
 
-    def send(self, header_fields: tuple[Any, ...], body: bytes) -> None:
+    def encode_body(self, body: dict[str, Any]) -> bytes:
+        """The body map as plain msgpack (this channel's packer; ``event.encode_body`` for
+        what it cannot pack and for arguments over 64 KiB)."""
+        try:
+            packed = self.packer(body)
+        except Exception:
+            return event_module.encode_body(body)
+        if len(packed) > event_module.MAX_ARGUMENT_BYTES:
+            return event_module.encode_body(body)
+        return packed
+
+    def send(self, signal: str, task_name: str, task_id: str, tseq: int | None,
+             body: bytes) -> None:
         """Take the next ``pseq`` and queue the event, or drop and count it when full."""
         self.pseq += 1
-        header = wire.encode_header(*header_fields, self.pub, self.pseq)
+        header = self.packer([1, signal, task_name, task_id, tseq, self.pub, self.pseq])
         if self.probe is not None:
             self._check_probe()
         if self.batching:
-            self._gather(header_fields, header, body)
+            self._gather(signal, task_id, header, body)
             return
         if self.retry is not None and self._queue(*self.retry, _NOBLOCK):
             self.retry = None
         if not self._queue(header, body, _NOBLOCK):
             self.retry = (header, body)
 
-    def _gather(self, header_fields: tuple[Any, ...], header: bytes, body: bytes) -> None:
+    def _gather(self, signal: str, task_id: str, header: bytes, body: bytes) -> None:
         pending = self.pending
-        now = time.monotonic()
+        now = _monotonic()
         if not pending:
             self.pending_since = now
         pending.append(header)
         pending.append(body)
-        signal, task_id = header_fields[0], header_fields[2]
         if signal == SIGNAL_EXECUTING:
             self.running = task_id
             self.flush()
@@ -124,14 +139,21 @@ class _Channel:
 
     def flush(self) -> None:
         """Send what was gathered as one message (or drop and count it when full)."""
+        if self.probe is not None:
+            self._check_probe()
         pending = self.pending
         if not pending:
             return
         self.pending = []
         if self.retry is not None:
             pending[:0] = self.retry
+        send = self.sock.send
         try:
-            self.sock.send_multipart(pending, _NOBLOCK)
+            # A message whose first frame was accepted is always accepted whole.
+            send(pending[0], _NOBLOCK_MORE)
+            for frame in pending[1:-1]:
+                send(frame, _NOBLOCK_MORE)
+            send(pending[-1], _NOBLOCK)
         except zmq.Again:
             count = len(pending) // 2 - (self.retry is not None)
             self.counts['dropped_send'] += count
@@ -252,6 +274,8 @@ class Publisher:
         # ZeroMQ objects inherited through fork are kept, never touched or freed: freeing
         # them in the child could disturb the parent's.
         self._inherited: list[Any] = []
+        os.register_at_fork(after_in_child=functools.partial(_forget_channels_after_fork,
+                                                             weakref.ref(self)))
 
     @classmethod
     def from_config(cls, value: str | BusConfig, queue: str | None = None) -> 'Publisher':
@@ -268,16 +292,17 @@ class Publisher:
                 source: str = 'app') -> None:
         """Send one event; never blocks, never raises (failures are counted and logged)."""
         try:
-            if self._closed:
-                return
-            channel = self._channel()
-            if not wire.is_signal(signal):
+            channel = getattr(self._local, 'channel', None)
+            if channel is None or channel.closed:
+                if self._closed:
+                    return
+                channel = self._new_channel()
+            if signal not in _SIGNALS:
                 raise ValueError('unknown signal %r' % (signal,))
-            body = event_module.encode_body(event_module.build_body(
-                signal, task, exc, source, host=self.host, pid=channel.pid,
-                queue=self.queue))
-            channel.send((signal, event_module.task_name_of(task), str(task.id),
-                          event_module.event_tseq(task, source)), body)
+            body = event_module.build_body(signal, task, exc, source, host=self.host,
+                                           pid=channel.pid, queue=self.queue)
+            channel.send(signal, body['task_name'], body['task_id'], body['tseq'],
+                         channel.encode_body(body))
         except Exception:
             self._count_error()
 
@@ -318,9 +343,10 @@ class Publisher:
                            exc_info=True)
 
     def _channel(self) -> _Channel:
-        """The calling thread's channel, built on first use in each thread and process."""
+        """The calling thread's channel, built on first use in each thread and process
+        (a forked child starts with no channel: see ``_forget_channels_after_fork``)."""
         channel = getattr(self._local, 'channel', None)
-        if channel is not None and channel.pid == os.getpid() and not channel.closed:
+        if channel is not None and not channel.closed:
             return channel
         return self._new_channel()
 
@@ -383,6 +409,14 @@ class Publisher:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+
+def _forget_channels_after_fork(ref: 'weakref.ref[Publisher]') -> None:
+    """In a forked child, no thread has a channel yet: the next publish builds one (with
+    its own context and ``pub``), so the per-event path never asks for the pid."""
+    publisher = ref()
+    if publisher is not None:
+        publisher._local = threading.local()
 
 
 def _remember_counts(ref: 'weakref.ref[Publisher]', counts: dict[str, int]) -> None:

@@ -73,13 +73,43 @@ class BrokerProcess:
         self.close()
 
 
-class SubscriberProcess:
-    """``apps/bus_subscriber.py`` attached to a broker; ask it for counts with ``stats``."""
+class RelayProcess:
+    """``apps/relay.py``, the broker benchmark's reference, on two free loopback ports (it
+    has no control socket: ``control`` is None)."""
 
-    def __init__(self, broker: BrokerProcess, sleep_ms: float = 0.0,
-                 timing: bool = False) -> None:
-        command = [sys.executable, 'apps/bus_subscriber.py', '--publish', broker.publish,
-                   '--sleep-ms', str(sleep_ms)] + (['--timing'] if timing else [])
+    control = None
+
+    def __init__(self) -> None:
+        ports = [free_port() for _ in range(2)]
+        self.ingest, self.publish = ['tcp://127.0.0.1:%d' % p for p in ports]
+        self.child = Child([sys.executable, 'apps/relay.py', '--ingest', self.ingest,
+                            '--publish', self.publish])
+        wait_for(lambda: self.child.check_alive() or all(_listening(p) for p in ports), 15,
+                 'the relay to listen', 0.02)
+
+    def close(self) -> None:
+        """Stop the relay."""
+        self.child.stop()
+
+    def __enter__(self) -> 'RelayProcess':
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class SubscriberProcess:
+    """``apps/bus_subscriber.py`` (or, ``raw``, ``apps/raw_subscriber.py``) attached to a
+    broker; ask it for counts with ``stats``."""
+
+    def __init__(self, broker: Any, sleep_ms: float = 0.0,
+                 timing: bool = False, raw: bool = False) -> None:
+        if raw:
+            command = [sys.executable, 'apps/raw_subscriber.py', '--publish', broker.publish]
+        else:
+            command = [sys.executable, 'apps/bus_subscriber.py', '--publish', broker.publish,
+                       '--sleep-ms', str(sleep_ms)]
+        command += ['--timing'] if timing else []
         self.child = Child(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         line = self.child.proc.stdout.readline()
         if line.strip() != b'ready':
@@ -96,6 +126,16 @@ class SubscriberProcess:
             self.child.check_alive()
             raise RuntimeError('the bus subscriber closed its output:\n' + self.child.log())
         return json.loads(line)
+
+    def settle(self, quiet: float = 0.6, timeout: float = 60.0) -> None:
+        """Wait until the handled count has not moved for ``quiet`` seconds."""
+        deadline = time.monotonic() + timeout
+        last, since = self.stats()['handled'], time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - since < quiet:
+            time.sleep(0.1)
+            now = self.stats()['handled']
+            if now != last:
+                last, since = now, time.monotonic()
 
     def wait_handled(self, count: int, timeout: float, stall: float = 3.0) -> dict[str, Any]:
         """Counts once ``count`` events were handled, or when ``timeout`` passes, or when

@@ -14,7 +14,7 @@ import time
 import types
 import uuid
 
-from signal_bus import Publisher
+from signal_bus import BusConfig, Publisher
 
 PACE_SLICE = 0.0005  # when paced, look at the clock at least every half millisecond
 
@@ -44,13 +44,24 @@ def main() -> None:
     parser.add_argument('--rate', type=float, default=0.0, help='events per second')
     parser.add_argument('--start-at', type=float, default=0.0,
                         help='wall-clock time to start at, so publishers start together')
+    parser.add_argument('--control', help="the broker's control endpoint (batch probe)")
+    parser.add_argument('--coalesce', action='store_true',
+                        help='batch events as a consumer worker does, if the broker may')
     args = parser.parse_args()
-    publisher = Publisher(args.ingest)
+    publisher = Publisher(BusConfig(ingest=args.ingest, control=args.control)
+                          if args.control else args.ingest)
+    if args.coalesce:
+        publisher.coalesce()
     prefix = uuid.uuid4().hex[:24]
     tasks = [types.SimpleNamespace(id='%s%08x' % (prefix, i), registry_name='apps.ours.noop',
                                    args=(i,), kwargs={}, retries=0, tseq=1, final=True)
              for i in range(args.count)]
-    publisher.pub  # builds the sender thread and connects before the clock starts
+    publisher.pub  # builds the channel and connects before the clock starts
+    if args.coalesce:  # the broker's answer to the batch probe arrives before the clock starts
+        deadline = time.monotonic() + 2
+        while not publisher.stats()['batching'] and time.monotonic() < deadline:
+            publisher.flush()
+            time.sleep(0.01)
     delay = args.start_at - time.time()
     if delay > 0:
         time.sleep(delay)
@@ -62,6 +73,7 @@ def main() -> None:
             ahead = started + i / args.rate - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
+    publisher.flush()
     elapsed = time.monotonic() - started
     # Let the sender thread drain before the bounded close.
     deadline = time.monotonic() + 10
