@@ -155,23 +155,23 @@ class RedisStorage(Storage):
         the server may have run it (a lost reply), so the caller gets ``StorageError``
         rather than a second, silent execution."""
         conn = self._thread_connection()
-        command = ('EVALSHA', script.sha, len(keys), *keys, *args)
+        command = _pack_command(('EVALSHA', script.sha, len(keys), *keys, *args))
         try:
             if conn._sock is not None and conn.can_read():
                 conn.disconnect()  # the server closed it (e.g. a restart): start afresh
         except (redis.ConnectionError, redis.TimeoutError):
             conn.disconnect()
         try:
-            conn.send_command(*command)
+            conn.send_packed_command([command])
         except (redis.ConnectionError, redis.TimeoutError):
             conn.disconnect()
-            conn.send_command(*command)  # nothing reached the server: safe to send again
+            conn.send_packed_command([command])  # nothing reached the server: safe to resend
         try:
             return conn.read_response()
         except redis.exceptions.NoScriptError:  # not run: load it, then run it
             conn.send_command('SCRIPT', 'LOAD', script.script)
             conn.read_response()
-            conn.send_command(*command)
+            conn.send_packed_command([command])
             return conn.read_response()
         except (redis.ConnectionError, redis.TimeoutError):
             conn.disconnect()
@@ -437,6 +437,22 @@ class RedisStorage(Storage):
     @_mapped('flush everything')
     def flush_all(self) -> None:
         self._delete_matching('*')
+
+
+def _pack_command(args: Sequence[Any]) -> bytes:
+    """One command in the Redis protocol. redis-py's packer checks and encodes each
+    argument through several calls; for the script calls, whose arguments are only
+    ``str``, ``bytes``, ``int`` and ``float``, this is a third of a call's client CPU."""
+    parts = [b'*%d\r\n' % len(args)]
+    for arg in args:
+        if isinstance(arg, str):
+            arg = arg.encode()
+        elif isinstance(arg, int):
+            arg = b'%d' % arg
+        elif isinstance(arg, float):
+            arg = repr(arg).encode()
+        parts.append(b'$%d\r\n%s\r\n' % (len(arg), arg))
+    return b''.join(parts)
 
 
 def _check_db(url: str) -> None:
