@@ -10,12 +10,20 @@ names a queue handler uses: ``task.id`` and ``task.name``.
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any, Iterator, Mapping
 
-from .wire import EventMessage, EventMeta, topic_for
+from .exceptions import WireError
+from .wire import EventMessage, EventMeta, decode_body, topic_for
+
+logger = logging.getLogger('signal_bus.subscriber')
 
 #: Keys a body may lack; reading them gives these values instead of ``AttributeError``.
 _OPTIONAL: dict[str, Any] = {'exc': None, 'gap': False, 'final': False}
+#: What the topic and meta frames carry (attributes of their own, not read from the body).
+_FRAME_KEYS = ('signal', 'task_name', 'seq', 'sseq', 'epoch')
+_META_KEYS = frozenset(('seq', 'sseq', 'epoch', 'gap'))
+_PRIVATE = frozenset(('_body', '_map'))
 
 
 class ErrorInfo:
@@ -50,77 +58,125 @@ class Event:
     """One event from the bus: the wire keys as attributes (meta merged into the body).
 
     ``topic`` is the ZeroMQ topic it arrived on and ``replayed`` tells whether it came
-    from the broker's ring rather than the live stream.
+    from the broker's ring rather than the live stream. ``signal``, ``task_name`` and the
+    meta keys (``seq``, ``sseq``, ``epoch``, ``gap``) come from the topic and meta frames;
+    the body map is decoded on the first access to any other key, so a handler that reads
+    only those pays nothing for the body. A body that cannot be decoded (the broker checks
+    every body, so only a non-conforming broker sends one) reads as an empty map and is
+    logged.
     """
 
-    __slots__ = ('_data', 'topic', 'replayed')
+    __slots__ = ('signal', 'task_name', 'seq', 'sseq', 'epoch', 'gap', 'topic', 'replayed',
+                 '_body', '_map')
 
     def __init__(self, data: Mapping[str, Any], topic: bytes = b'',
                  replayed: bool = False) -> None:
-        self._data = dict(data)
+        self._map: dict[str, Any] | None = dict(data)
+        self._body = b''
         self.topic = topic
         self.replayed = replayed
+        for key in _FRAME_KEYS:
+            if key in self._map:
+                setattr(self, key, self._map[key])
+        self.gap = self._map.get('gap', False)
+
+    @classmethod
+    def received(cls, signal: str, task_name: str, topic: bytes, seq: int, sseq: int,
+                 epoch: int, gap: bool, body: bytes, replayed: bool = False) -> 'Event':
+        """An event as it came off the wire: the body frame stays encoded until read."""
+        event = cls.__new__(cls)
+        event.signal, event.task_name, event.topic = signal, task_name, topic
+        event.seq, event.sseq, event.epoch, event.gap = seq, sseq, epoch, gap
+        event._body, event._map, event.replayed = body, None, replayed
+        return event
 
     @classmethod
     def from_message(cls, message: EventMessage, replayed: bool = False) -> 'Event':
         """Build one from a decoded ``wire.EventMessage`` (meta merged into the body)."""
-        return cls(message.as_map(), topic_for(message.signal, message.task_name), replayed)
+        meta = message.meta
+        return cls.received(message.signal, message.task_name,
+                            topic_for(message.signal, message.task_name), meta.seq,
+                            meta.sseq, meta.epoch, meta.gap, message.body, replayed)
+
+    def _data(self) -> dict[str, Any]:
+        data = self._map
+        if data is None:
+            try:
+                data = decode_body(self._body)
+            except WireError as exc:
+                logger.warning('event seq %s: undecodable body read as empty: %s',
+                               getattr(self, 'seq', None), exc)
+                data = {}
+            self._map = data
+        return data
 
     def __getattr__(self, key: str) -> Any:
-        if key.startswith('__') or key == '_data':
+        # Reached for body keys, and for frame keys an Event built from a map lacks.
+        if key.startswith('__') or key in _PRIVATE:
             raise AttributeError(key)
+        data = self._data()
         try:
-            return self._data[key]
+            return data[key]
         except KeyError:
             if key in _OPTIONAL:
                 return _OPTIONAL[key]
             raise AttributeError('event has no key %r (keys: %s)'
-                                 % (key, ', '.join(sorted(self._data)))) from None
+                                 % (key, ', '.join(sorted(self.to_dict())))) from None
 
     @property
     def id(self) -> str:
         """The task's id (``task_id``), as on a queue task."""
-        return str(self._data.get('task_id', ''))
+        return str(self._data().get('task_id', ''))
 
     @property
     def name(self) -> str:
         """The task's registry name ``module.function`` (``task_name``)."""
-        return str(self._data.get('task_name', ''))
+        name = getattr(self, 'task_name', '')
+        return name if isinstance(name, str) else str(name)
 
     @property
     def error(self) -> ErrorInfo | None:
         """The event's exception as an ``ErrorInfo``, or ``None`` when it carries none."""
-        return ErrorInfo.from_map(self._data.get('exc'))
+        return ErrorInfo.from_map(self._data().get('exc'))
 
     @property
     def time(self) -> datetime.datetime | None:
         """``ts`` as an aware UTC datetime, or ``None`` when the event has no usable ``ts``."""
-        ts = self._data.get('ts')
+        ts = self._data().get('ts')
         if not isinstance(ts, (int, float)):
             return None
         return datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The wire value under ``key``, or ``default``."""
-        return self._data.get(key, default)
+        return self.to_dict().get(key, default) if key in _META_KEYS \
+            else self._data().get(key, default)
 
     def keys(self) -> Iterator[str]:
         """The wire keys this event carries."""
-        return iter(self._data)
+        return iter(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        """A copy of the merged wire map."""
-        return dict(self._data)
+        """A copy of the merged wire map (the body's keys, then the meta's)."""
+        merged = dict(self._data())
+        for key in ('seq', 'sseq', 'epoch'):
+            try:
+                merged[key] = object.__getattribute__(self, key)  # the frame's, never the body's
+            except AttributeError:
+                pass
+        if self.gap:
+            merged['gap'] = True
+        return merged
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Event) and other._data == self._data
+        return isinstance(other, Event) and other.to_dict() == self.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return '<Event %s %s id=%s seq=%s>' % (
-            self._data.get('signal'), self._data.get('task_name'),
-            self._data.get('task_id'), self._data.get('seq'))
+            getattr(self, 'signal', None), getattr(self, 'task_name', None),
+            self._data().get('task_id'), getattr(self, 'seq', None))
 
 
 Loss = tuple[int, int, int]
@@ -194,6 +250,18 @@ class SequenceTracker:
         state[0], state[1] = number, meta.seq
         return True, loss
 
+    def take_next(self, signal: str, seq: int, sseq: int) -> bool:
+        """The common case in one step: when the event is exactly the next of a stream
+        already under way, account for it and return True; otherwise change nothing and
+        return False (``missing_before`` and ``accept`` then decide)."""
+        filtered = self.signals is not None
+        state = self._state.get(signal if filtered else None)
+        number = sseq if filtered else seq
+        if state is None or number != state[0] + 1:
+            return False
+        state[0], state[1] = number, seq
+        return True
+
     def _targets(self, heartbeat: Mapping[str, Any]) -> dict[str | None, int]:
         if self.signals is None:
             return {None: int(heartbeat['last_seq'])}
@@ -230,3 +298,30 @@ class SequenceTracker:
     def position(self) -> int:
         """The highest global ``seq`` this stream has accounted for (0 before any)."""
         return max((state[1] for state in self._state.values()), default=0)
+
+
+class SilenceWatch:
+    """When the broker was last heard, and whether its silence has been reported.
+
+    Pure bookkeeping: the caller passes the clock (``time.monotonic()`` seconds).
+    """
+
+    def __init__(self, after: float, now: float) -> None:
+        self.after = after
+        self.silent = False
+        self._last_heard = now
+
+    def heard(self, now: float) -> float | None:
+        """Note a message from the broker; the length of the silence it ends, if any."""
+        ended = now - self._last_heard if self.silent else None
+        self.silent = False
+        self._last_heard = now
+        return ended
+
+    def check(self, now: float) -> float | None:
+        """Nothing arrived: how long it has been quiet, when a silence begins now."""
+        quiet = now - self._last_heard
+        if self.silent or quiet < self.after:
+            return None
+        self.silent = True
+        return quiet

@@ -4,7 +4,13 @@ A subscriber owns a SUB socket on the broker's publish endpoint and, for repairs
 DEALER socket on its control endpoint; both belong to the thread that receives (the one
 running ``run()`` or iterating). When the numbering jumps, the missing events are fetched
 from the broker's ring and handed out before anything that arrived after them; what the
-ring no longer holds is reported to ``on_loss`` handlers.
+ring no longer holds is reported to ``on_loss`` handlers, and a broker that stays silent
+(no heartbeat for ``silence_after`` seconds) to ``on_silence`` handlers.
+
+Each wake-up takes in everything the socket already holds (up to ``_DRAIN_LIMIT``
+messages); an event that is exactly the next of its stream goes straight to the delivery
+queue as a lazily decoded ``Event``, everything else (the first event of a topic, a jump,
+a new epoch, meta topics, malformed input) takes the slow path that repairs and reports.
 """
 from __future__ import annotations
 
@@ -21,119 +27,40 @@ import zmq
 from queue_core.signals import ALL_SIGNALS, SIGNAL_ERROR, SignalDispatcher
 
 from . import wire
-from .client_events import ErrorInfo, Event, SequenceTracker
-from .config import DEFAULT_PUBLISH, CurveClientKeys, neighbour_endpoint
+from .client_events import ErrorInfo, Event, SequenceTracker, SilenceWatch
+from .config import DEFAULT_PUBLISH, neighbour_endpoint
+from .control_client import ControlClient, curve_keys
 from .exceptions import BusConfigError, BusError, WireError
-from .keys import apply_client, client_keys, load_public_key
+from .handshake import watch_handshake
+from .keys import apply_client
+
+__all__ = ['ControlClient', 'Subscriber', 'curve_keys']
 
 logger = logging.getLogger('signal_bus.subscriber')
 
 LossHandler = Callable[[Any, Any, Any], Any]
+SilenceHandler = Callable[[bool, float], Any]
 #: How often a blocked receive looks whether ``close()`` was called.
 _WAKE_INTERVAL = 0.05
+#: Heartbeats come every second: this long without a word from the broker is silence.
+SILENCE_AFTER = 3.0
+#: The most messages taken in per wake-up, so ``close()`` and silence stay prompt.
+_DRAIN_LIMIT = 1000
+_TOPIC_CACHE_LIMIT = 4096
+
+
+class _Notice:
+    """A loss or a change of silence waiting in the delivery queue, so that handlers
+    learn of it in stream order."""
+
+    __slots__ = ('handlers', 'args')
+
+    def __init__(self, handlers: list[Callable[..., Any]], args: tuple[Any, ...]) -> None:
+        self.handlers, self.args = handlers, args
 
 
 def _name_of(func: Any) -> str:
     return getattr(func, '__qualname__', None) or getattr(func, '__name__', None) or repr(func)
-
-
-def curve_keys(server_key: bytes | str | None,
-               keypair: tuple[bytes | str, bytes | str] | str | None) -> CurveClientKeys | None:
-    """Client CURVE material: the broker's public key (Z85 or a ``.key`` file) and our
-    pair (``(public, secret)`` in Z85, or a ``.key_secret`` file). Without a pair of our
-    own a throwaway one is made, which a broker with an authorized-keys list refuses."""
-    if server_key is None:
-        if keypair is not None:
-            raise BusConfigError('a CURVE key pair needs the broker public key too '
-                                 '(curve_server_key / --curve-server-key)')
-        return None
-    if isinstance(keypair, str):
-        return client_keys(server_key, keypair)
-    if keypair is None:
-        public, secret = zmq.curve_keypair()
-    else:
-        public, secret = (k.encode('ascii') if isinstance(k, str) else k for k in keypair)
-    return CurveClientKeys(server_public=load_public_key(server_key), public=public,
-                           secret=secret)
-
-
-class ControlClient:
-    """A DEALER on the broker's control socket: ``stats`` and paged ``replay``.
-
-    Owned by the thread that receives; after a timeout the socket is rebuilt, so a late
-    answer to an abandoned request can never be taken for the answer to a new one.
-    """
-
-    def __init__(self, context: zmq.Context, endpoint: str, curve: CurveClientKeys | None,
-                 timeout: float) -> None:
-        self.endpoint = endpoint
-        self.timeout = timeout
-        self._context = context
-        self._curve = curve
-        self._socket: zmq.Socket | None = None
-
-    def _connected(self) -> zmq.Socket:
-        if self._socket is None:
-            sock = self._context.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            apply_client(sock, self._curve)
-            sock.connect(self.endpoint)
-            self._socket = sock
-        return self._socket
-
-    def _receive(self, timeout: float) -> wire.ControlReply:
-        sock = self._connected()
-        if not sock.poll(int(timeout * 1000)):
-            self.close()
-            raise TimeoutError('the broker control socket %s did not answer within %.1fs'
-                               % (self.endpoint, timeout))
-        frames = sock.recv_multipart()
-        while len(frames) > 1 and frames[0] == b'':
-            frames = frames[1:]  # tolerate a REQ-style empty delimiter
-        return wire.decode_control_reply(frames)
-
-    def stats(self, timeout: float | None = None) -> dict[str, Any]:
-        """The broker's stats map."""
-        self._connected().send(wire.encode_stats_request())
-        reply = self._receive(self.timeout if timeout is None else timeout)
-        if reply.kind != 'stats':
-            raise BusError('the broker answered stats with %r: %s' % (reply.kind, reply.data))
-        return reply.data
-
-    def replay(self, first_seq: int, last_seq: int) -> Iterator[wire.EventMessage]:
-        """The ring's events from ``first_seq`` to ``last_seq`` (inclusive), page by page."""
-        start = first_seq
-        while start <= last_seq:
-            self._connected().send(wire.encode_replay_request(start, last_seq,
-                                                              wire.MAX_REPLAY_LIMIT))
-            while True:
-                reply = self._receive(self.timeout)
-                if reply.kind == 'event' and reply.event is not None:
-                    yield reply.event
-                elif reply.kind == 'end':
-                    break
-                else:
-                    raise BusError('the broker refused a replay of %d..%d: %s'
-                                   % (start, last_seq, reply.data))
-            following = int(reply.data['next'])
-            if following <= start:
-                return
-            start = following
-
-    def close(self) -> None:
-        """Drop the socket (a new one is made on the next request)."""
-        if self._socket is not None:
-            self._socket.close(0)
-            self._socket = None
-
-
-class _LossNotice:
-    """A loss waiting in the delivery queue, so handlers learn of it in stream order."""
-
-    __slots__ = ('count', 'first_seq', 'last_seq')
-
-    def __init__(self, count: int | None, first_seq: int | None, last_seq: int | None):
-        self.count, self.first_seq, self.last_seq = count, first_seq, last_seq
 
 
 class Subscriber:
@@ -143,13 +70,16 @@ class Subscriber:
     is a list of globs on the task's registry name (filtered here). ``control`` defaults
     to the publish port + 1 on the same host. ``curve_server_key`` (the broker's public
     key) and ``curve_keypair`` (``(public, secret)``) turn on CURVE encryption.
+    ``silence_after`` is how long without a word from the broker counts as silence
+    (heartbeats come every second).
     """
 
     def __init__(self, endpoint: str = DEFAULT_PUBLISH, *, control: str | None = None,
                  signals: Iterable[str] | None = None, tasks: Iterable[str] | None = None,
                  curve_server_key: bytes | str | None = None,
                  curve_keypair: tuple[bytes | str, bytes | str] | str | None = None,
-                 rcvhwm: int | None = None, replay_timeout: float = 5.0) -> None:
+                 rcvhwm: int | None = None, replay_timeout: float = 5.0,
+                 silence_after: float = SILENCE_AFTER) -> None:
         if isinstance(signals, str):
             signals = [signals]
         if isinstance(tasks, str):
@@ -163,24 +93,33 @@ class Subscriber:
         self.control_endpoint = control or neighbour_endpoint(endpoint)
         self.signals = chosen
         self.tasks = tuple(tasks) if tasks is not None else None
+        self.silence_after = silence_after
         self._curve = curve_keys(curve_server_key, curve_keypair)
         self._context = zmq.Context()
         self._sub = self._open_sub(rcvhwm)
         self._control = ControlClient(self._context, self.control_endpoint, self._curve,
                                       replay_timeout)
-        self._dispatcher = SignalDispatcher()
-        self._loss_handlers: list[LossHandler] = []
-        self._tracker = SequenceTracker(chosen)
-        self._ready: collections.deque[Event | _LossNotice] = collections.deque()
-        self._counts = dict.fromkeys(('received', 'delivered', 'lost', 'replayed',
-                                      'epoch_changes', 'publisher_lost', 'malformed',
-                                      'heartbeats'), 0)
-        self._connected = False
+        self._init_stream(chosen)
         self._closing = threading.Event()
         # Held while a thread uses the sockets; _users counts nested uses by that thread.
         self._busy = threading.RLock()
         self._users = 0
         self._closed = False
+
+    def _init_stream(self, signals: tuple[str, ...] | None) -> None:
+        self._dispatcher = SignalDispatcher()
+        self._handlers: dict[str, tuple[Callable[..., Any], ...]] = {}
+        self._loss_handlers: list[LossHandler] = []
+        self._silence_handlers: list[SilenceHandler] = []
+        self._tracker = SequenceTracker(signals)
+        self._ready: collections.deque[Event | _Notice] = collections.deque()
+        # topic frame -> (signal, task name, wanted by the task globs)
+        self._routes: dict[bytes, tuple[str, str, bool]] = {}
+        self._received = self._delivered = 0
+        self._counts = dict.fromkeys(('lost', 'replayed', 'epoch_changes', 'publisher_lost',
+                                      'malformed', 'heartbeats', 'silences'), 0)
+        self._connected = False
+        self._silence = SilenceWatch(self.silence_after, time.monotonic())
 
     def _open_sub(self, rcvhwm: int | None) -> zmq.Socket:
         sock = self._context.socket(zmq.SUB)
@@ -188,6 +127,7 @@ class Subscriber:
         if rcvhwm is not None:
             sock.setsockopt(zmq.RCVHWM, rcvhwm)
         apply_client(sock, self._curve)
+        watch_handshake(sock, self.endpoint, 'subscriber')
         prefixes = [b''] if self.signals is None else [
             wire.signal_prefix(signal) for signal in self.signals]
         for prefix in prefixes + ([wire.META_PREFIX] if self.signals is not None else []):
@@ -209,12 +149,14 @@ class Subscriber:
         ``ErrorInfo`` with ``type``, ``message`` and ``traceback``."""
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
             self._dispatcher.connect(func, *signals)
+            self._handlers.clear()
             return func
         return decorator
 
     def disconnect_signal(self, receiver: Callable[..., Any], *signals: str) -> None:
         """Unregister a handler from ``signals``, or from everything when none are given."""
         self._dispatcher.disconnect(receiver, *signals)
+        self._handlers.clear()
 
     def on_loss(self, func: LossHandler | None = None) -> Any:
         """Decorator (with or without parentheses): call ``func(count, first_seq,
@@ -222,6 +164,16 @@ class Subscriber:
         ``first_seq``/``last_seq`` are None for events a publisher never delivered."""
         def decorator(handler: LossHandler) -> LossHandler:
             self._loss_handlers.append(handler)
+            return handler
+        return decorator(func) if func is not None else decorator
+
+    def on_silence(self, func: SilenceHandler | None = None) -> Any:
+        """Decorator (with or without parentheses): call ``func(True, seconds)`` once when
+        the broker has not been heard for ``silence_after`` seconds (``seconds``: how long
+        it has been quiet; this also fires before the first contact), and ``func(False,
+        seconds)`` once when it is heard again (``seconds``: how long the silence lasted)."""
+        def decorator(handler: SilenceHandler) -> SilenceHandler:
+            self._silence_handlers.append(handler)
             return handler
         return decorator(func) if func is not None else decorator
 
@@ -248,18 +200,23 @@ class Subscriber:
     def receive(self, timeout: float | None = None) -> Event | None:
         """The next event, or None when ``timeout`` seconds pass or the subscriber closes.
 
-        Loss handlers run here, in stream order, when a loss reaches the head.
+        Loss and silence handlers run here, in stream order, when their notice reaches
+        the head.
         """
+        ready = self._ready
+        if ready and type(ready[0]) is Event and not self._closing.is_set():
+            self._delivered += 1  # the common case: no lock, no clock
+            return ready.popleft()  # type: ignore[return-value]
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._using():
             while not self._closing.is_set():
-                while self._ready:
-                    item = self._ready.popleft()
-                    if isinstance(item, _LossNotice):
-                        self._notify_loss(item)
+                while ready:
+                    item = ready.popleft()
+                    if type(item) is _Notice:
+                        self._notify(item)
                         continue
-                    self._counts['delivered'] += 1
-                    return item
+                    self._delivered += 1
+                    return item  # type: ignore[return-value]
                 remaining = (_WAKE_INTERVAL if deadline is None
                              else deadline - time.monotonic())
                 if remaining <= 0:
@@ -277,9 +234,13 @@ class Subscriber:
 
     def run(self) -> None:
         """Deliver events to the handlers until ``close()`` or Ctrl-C, then close."""
+        receive, dispatch = self.receive, self.dispatch
         try:
-            for event in self:
-                self.dispatch(event)
+            while True:
+                event = receive()
+                if event is None:
+                    break
+                dispatch(event)
         except KeyboardInterrupt:
             logger.info('subscriber interrupted; closing')
         finally:
@@ -287,41 +248,95 @@ class Subscriber:
 
     def dispatch(self, event: Event) -> None:
         """Call the handlers for ``event``; one that raises is logged and skipped."""
+        signal = event.signal
+        handlers = self._handlers.get(signal)
+        if handlers is None:
+            handlers = self._handlers[signal] = tuple(self._dispatcher.handlers_for(signal))
         extra: tuple[Any, ...] = ()
-        if event.signal == SIGNAL_ERROR:
+        if signal == SIGNAL_ERROR:
             extra = (event.error or ErrorInfo('Exception', ''),)
-        for handler in self._dispatcher.handlers_for(event.signal):
+        for handler in handlers:
             try:
-                handler(event.signal, event, *extra)
+                handler(signal, event, *extra)
             except Exception:
                 logger.exception('subscriber handler %s raised while handling %r (task %s)',
-                                 _name_of(handler), event.signal, event.id)
+                                 _name_of(handler), signal, event.id)
 
-    def _notify_loss(self, notice: _LossNotice) -> None:
-        for handler in self._loss_handlers:
+    def _notify(self, notice: _Notice) -> None:
+        for handler in notice.handlers:
             try:
-                handler(notice.count, notice.first_seq, notice.last_seq)
+                handler(*notice.args)
             except Exception:
-                logger.exception('loss handler %s raised', _name_of(handler))
+                logger.exception('handler %s raised', _name_of(handler))
 
     # -- the stream ----------------------------------------------------------------------
 
     def _pump(self, timeout: float) -> None:
-        """Wait up to ``timeout`` for one message and take it into the stream."""
-        if self._closed or not self._sub.poll(int(timeout * 1000)):
+        """Take in what is queued; otherwise wait up to ``timeout`` for more."""
+        if self._closed or self._drain():
             return
-        frames = self._sub.recv_multipart()
+        if self._sub.poll(int(timeout * 1000)):
+            self._drain()
+        else:
+            self._check_silence()
+
+    def _drain(self) -> int:
+        """Take in the messages the socket already holds (at most ``_DRAIN_LIMIT``)."""
+        recv, routes, tracker, ready = (self._sub.recv_multipart, self._routes,
+                                        self._tracker, self._ready)
+        taken = 0
+        while taken < _DRAIN_LIMIT:
+            try:
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            taken += 1
+            route = routes.get(frames[0]) if len(frames) == 3 else None
+            if route is None:
+                self._take_unrouted(frames)
+                continue
+            try:
+                seq, sseq, epoch, gap = wire.decode_meta_fields(frames[1])
+            except WireError as exc:
+                self._malformed(exc)
+                continue
+            body = frames[2]
+            if not wire.is_map_frame(body):
+                self._malformed(WireError('event body must be a msgpack map'))
+                continue
+            self._received += 1
+            signal, task_name, wanted = route
+            if epoch != tracker.epoch or not tracker.take_next(signal, seq, sseq):
+                self._take_live(wire.EventMessage(signal, task_name,
+                                                  wire.EventMeta(seq, sseq, epoch, gap), body))
+            elif wanted:
+                ready.append(Event.received(signal, task_name, frames[0], seq, sseq, epoch,
+                                            gap, body))
+        if taken:
+            self._heard()
+        return taken
+
+    def _take_unrouted(self, frames: list[bytes]) -> None:
+        """A meta message, malformed input, or the first event of a topic (whose route
+        is learnt here), fully decoded and checked."""
         try:
             message = wire.decode_message(frames)
         except WireError as exc:
-            self._counts['malformed'] += 1
-            logger.warning('dropped a malformed message from %s: %s', self.endpoint, exc)
+            self._malformed(exc)
             return
         if isinstance(message, wire.MetaMessage):
             self._take_meta(message)
-        else:
-            self._counts['received'] += 1
-            self._take_live(message)
+            return
+        if len(self._routes) >= _TOPIC_CACHE_LIMIT:
+            self._routes.clear()
+        self._routes[bytes(frames[0])] = (message.signal, message.task_name,
+                                          self._task_wanted(message.task_name))
+        self._received += 1
+        self._take_live(message)
+
+    def _malformed(self, exc: WireError) -> None:
+        self._counts['malformed'] += 1
+        logger.warning('dropped a malformed message from %s: %s', self.endpoint, exc)
 
     def _take_live(self, message: wire.EventMessage) -> None:
         self._check_epoch(message.meta.epoch)
@@ -348,6 +363,7 @@ class Subscriber:
             fnmatch.fnmatchcase(task_name, pattern) for pattern in self.tasks)
 
     def _take_meta(self, message: wire.MetaMessage) -> None:
+        # Other meta topics (``_consumer``, future ones) are for other readers: passed over.
         if message.topic == '_heartbeat':
             self._counts['heartbeats'] += 1
             self._check_epoch(message.data['epoch'])
@@ -363,20 +379,20 @@ class Subscriber:
             logger.warning('publisher %s (host %s pid %s) lost %d events before the broker',
                            message.data.get('pub'), message.data.get('host'),
                            message.data.get('pid'), count)
-            self._ready.append(_LossNotice(count, None, None))
+            self._ready.append(_Notice(self._loss_handlers, (count, None, None)))
 
     def _check_epoch(self, epoch: int) -> None:
         if self._tracker.change_epoch(epoch):
             self._counts['epoch_changes'] += 1
             logger.warning('broker at %s restarted (new epoch %d); numbering restarts',
                            self.endpoint, epoch)
-            self._ready.append(_LossNotice(None, None, None))
+            self._ready.append(_Notice(self._loss_handlers, (None, None, None)))
 
     def _lose(self, count: int, first_seq: int, last_seq: int) -> None:
         self._counts['lost'] += count
         logger.warning('%d events lost between seq %d and %d (no longer in the broker ring)',
                        count, first_seq, last_seq)
-        self._ready.append(_LossNotice(count, first_seq, last_seq))
+        self._ready.append(_Notice(self._loss_handlers, (count, first_seq, last_seq)))
 
     def _repair(self, first_seq: int, last_seq: int) -> None:
         """Fetch ``first_seq..last_seq`` from the ring into the stream, in order."""
@@ -388,6 +404,34 @@ class Subscriber:
         except (BusError, TimeoutError) as exc:
             logger.warning('could not replay seq %d..%d from %s: %s', first_seq, last_seq,
                            self.control_endpoint, exc)
+
+    # -- silence -------------------------------------------------------------------------
+
+    def _heard(self) -> None:
+        ended = self._silence.heard(time.monotonic())
+        if ended is not None:
+            logger.warning('the broker at %s is heard again after %.1fs of silence',
+                           self.endpoint, ended)
+            self._ready.append(_Notice(self._silence_handlers, (False, ended)))
+
+    def _check_silence(self) -> None:
+        quiet = self._silence.check(time.monotonic())
+        if quiet is not None:
+            self._counts['silences'] += 1
+            logger.warning('no heartbeat from the broker at %s for %.1fs', self.endpoint,
+                           quiet)
+            self._ready.append(_Notice(self._silence_handlers, (True, quiet)))
+
+    @property
+    def heard(self) -> bool:
+        """True once the broker has answered (a heartbeat arrived), even if it has since
+        gone quiet."""
+        return self._connected
+
+    @property
+    def silent(self) -> bool:
+        """True while the broker has not been heard for ``silence_after`` seconds."""
+        return self._silence.silent
 
     # -- history -------------------------------------------------------------------------
 
@@ -405,7 +449,7 @@ class Subscriber:
         first = max(first, int(ring_first))
         if count == 0 or first > upto:
             return 0
-        queued = {item.seq for item in self._ready if isinstance(item, Event)}
+        queued = {item.seq for item in self._ready if type(item) is Event}
         history = [Event.from_message(message, replayed=True)
                    for message in self._control.replay(first, upto)
                    if self._tracker.wants(message.signal)
@@ -424,8 +468,8 @@ class Subscriber:
 
     def stats(self) -> dict[str, int]:
         """Counts so far: ``received`` (live events), ``delivered``, ``lost``, ``replayed``,
-        ``epoch_changes``, ``publisher_lost``, ``malformed``, ``heartbeats``."""
-        return dict(self._counts)
+        ``epoch_changes``, ``publisher_lost``, ``malformed``, ``heartbeats``, ``silences``."""
+        return dict(self._counts, received=self._received, delivered=self._delivered)
 
     # -- closing -------------------------------------------------------------------------
 

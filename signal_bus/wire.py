@@ -332,6 +332,26 @@ def decode_meta(frame: bytes) -> EventMeta:
                      gap=gap)
 
 
+def decode_meta_fields(frame: bytes) -> tuple[int, int, int, bool]:
+    """``decode_meta`` as a plain ``(seq, sseq, epoch, gap)`` tuple, with the same checks
+    in fewer steps (a subscriber's hot path); ``WireError`` from ``decode_meta`` otherwise."""
+    try:
+        data = msgpack.unpackb(frame)
+        seq, sseq, epoch, gap = data['seq'], data['sseq'], data['epoch'], data.get('gap', False)
+    except Exception:
+        return tuple(decode_meta(frame))  # type: ignore[return-value]
+    if type(seq) is int and type(sseq) is int and type(epoch) is int and type(gap) is bool \
+            and 0 < seq <= U64_MAX and 0 < sseq <= U64_MAX and 0 <= epoch <= U64_MAX:
+        return seq, sseq, epoch, gap
+    return tuple(decode_meta(frame))  # type: ignore[return-value]
+
+
+def is_map_frame(frame: bytes) -> bool:
+    """Whether ``frame`` starts like a msgpack map (the cheap check a lazy reader makes)."""
+    first = frame[0] if frame else 0
+    return 0x80 <= first <= 0x8f or first == 0xde or first == 0xdf
+
+
 def encode_event_message(topic: bytes, meta: EventMeta, body: bytes) -> list[bytes]:
     """The three frames an event travels in to subscribers."""
     return [topic, encode_meta(meta), body]

@@ -1,0 +1,102 @@
+"""The broker's control socket as a client sees it (``ControlClient``: ``stats`` and paged
+``replay``) and the CURVE material every bus client builds (``curve_keys``)."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import zmq
+
+from . import wire
+from .config import CurveClientKeys
+from .exceptions import BusConfigError, BusError
+from .keys import apply_client, client_keys, load_public_key
+
+
+def curve_keys(server_key: bytes | str | None,
+               keypair: tuple[bytes | str, bytes | str] | str | None) -> CurveClientKeys | None:
+    """Client CURVE material: the broker's public key (Z85 or a ``.key`` file) and our
+    pair (``(public, secret)`` in Z85, or a ``.key_secret`` file). Without a pair of our
+    own a throwaway one is made, which a broker with an authorized-keys list refuses."""
+    if server_key is None:
+        if keypair is not None:
+            raise BusConfigError('a CURVE key pair needs the broker public key too '
+                                 '(curve_server_key / --curve-server-key)')
+        return None
+    if isinstance(keypair, str):
+        return client_keys(server_key, keypair)
+    if keypair is None:
+        public, secret = zmq.curve_keypair()
+    else:
+        public, secret = (k.encode('ascii') if isinstance(k, str) else k for k in keypair)
+    return CurveClientKeys(server_public=load_public_key(server_key), public=public,
+                           secret=secret)
+
+
+class ControlClient:
+    """A DEALER on the broker's control socket: ``stats`` and paged ``replay``.
+
+    Owned by the thread that receives; after a timeout the socket is rebuilt, so a late
+    answer to an abandoned request can never be taken for the answer to a new one.
+    """
+
+    def __init__(self, context: zmq.Context, endpoint: str, curve: CurveClientKeys | None,
+                 timeout: float) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._context = context
+        self._curve = curve
+        self._socket: zmq.Socket | None = None
+
+    def _connected(self) -> zmq.Socket:
+        if self._socket is None:
+            sock = self._context.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            apply_client(sock, self._curve)
+            sock.connect(self.endpoint)
+            self._socket = sock
+        return self._socket
+
+    def _receive(self, timeout: float) -> wire.ControlReply:
+        sock = self._connected()
+        if not sock.poll(int(timeout * 1000)):
+            self.close()
+            raise TimeoutError('the broker control socket %s did not answer within %.1fs'
+                               % (self.endpoint, timeout))
+        frames = sock.recv_multipart()
+        while len(frames) > 1 and frames[0] == b'':
+            frames = frames[1:]  # tolerate a REQ-style empty delimiter
+        return wire.decode_control_reply(frames)
+
+    def stats(self, timeout: float | None = None) -> dict[str, Any]:
+        """The broker's stats map."""
+        self._connected().send(wire.encode_stats_request())
+        reply = self._receive(self.timeout if timeout is None else timeout)
+        if reply.kind != 'stats':
+            raise BusError('the broker answered stats with %r: %s' % (reply.kind, reply.data))
+        return reply.data
+
+    def replay(self, first_seq: int, last_seq: int) -> Iterator[wire.EventMessage]:
+        """The ring's events from ``first_seq`` to ``last_seq`` (inclusive), page by page."""
+        start = first_seq
+        while start <= last_seq:
+            self._connected().send(wire.encode_replay_request(start, last_seq,
+                                                              wire.MAX_REPLAY_LIMIT))
+            while True:
+                reply = self._receive(self.timeout)
+                if reply.kind == 'event' and reply.event is not None:
+                    yield reply.event
+                elif reply.kind == 'end':
+                    break
+                else:
+                    raise BusError('the broker refused a replay of %d..%d: %s'
+                                   % (start, last_seq, reply.data))
+            following = int(reply.data['next'])
+            if following <= start:
+                return
+            start = following
+
+    def close(self) -> None:
+        """Drop the socket (a new one is made on the next request)."""
+        if self._socket is not None:
+            self._socket.close(0)
+            self._socket = None
