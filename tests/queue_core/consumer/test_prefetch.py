@@ -1,0 +1,80 @@
+"""Prefetch in a worker: tasks held behind a long one go back to the head of the queue,
+and a stopping worker hands back what it never started, in order and without a signal."""
+from __future__ import annotations
+
+import threading
+
+from helpers import wait_until
+from queue_core import TaskQueue
+from queue_core.consumer import ConsumerConfig
+from queue_core.consumer.worker import Worker
+from queue_core.storage.memory import MemoryStorage
+
+FAST = dict(backoff_initial=0.001, backoff_max=0.01, poll_interval=0.05, periodic=False)
+
+
+def gated_queue():
+    q = TaskQueue('prefetch', storage=MemoryStorage())
+    gate, started = threading.Event(), threading.Event()
+    seen = []
+    q.signal()(lambda sig, task, *extra: seen.append((sig, task.id)))
+
+    @q.task()
+    def long():
+        started.set()
+        assert gate.wait(30)
+        return 'long'
+
+    @q.task()
+    def short(n):
+        return n
+
+    return q, long, short, gate, started, seen
+
+
+def start(worker: Worker) -> threading.Thread:
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_tasks_held_behind_a_long_task_go_back_to_the_head_of_the_queue():
+    q, long, short, gate, started, seen = gated_queue()
+    slow = long()
+    rest = [short(n) for n in range(3)]
+    worker = Worker(q, ConsumerConfig(prefetch=4, prefetch_hold=0.05, **FAST), 'host:1:a')
+    thread = start(worker)
+    try:
+        assert started.wait(10)
+        wait_until(lambda: q.pending_count() == 3, 10,
+                   message='the held tasks to be handed back')
+        assert [t.id for t in q.pending()] == [h.id for h in rest]
+        assert [row['id'] for row in q.in_flight()] == [slow.id]
+        assert [sig for sig, task_id in seen if task_id != slow.id] == ['enqueued'] * 3
+    finally:
+        gate.set()
+        wait_until(lambda: q.pending_count() == 0 and not q.in_flight(), 10,
+                   message='the rest to run')
+        worker.stop.set()
+        thread.join(10)
+    assert slow.get() == 'long' and [h.get() for h in rest] == [0, 1, 2]
+    assert not any(sig == 'interrupted' for sig, _ in seen)
+
+
+def test_a_stopping_worker_hands_back_unstarted_tasks_in_order_without_a_signal():
+    q, long, short, gate, started, seen = gated_queue()
+    slow = long()
+    rest = [short(n) for n in range(3)]
+    worker = Worker(q, ConsumerConfig(prefetch=4, prefetch_hold=300.0, **FAST), 'host:1:b')
+    thread = start(worker)
+    assert started.wait(10)
+    assert q.pending_count() == 0 and len(q.in_flight()) == 4  # all four in hand
+    later = short(99)
+    worker.stop.set()  # graceful: the running task finishes, nothing new starts
+    gate.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert slow.get() == 'long'
+    assert [t.id for t in q.pending()] == [h.id for h in rest] + [later.id]
+    assert q.in_flight() == []
+    assert [sig for sig, task_id in seen if task_id != slow.id] == ['enqueued'] * 4
