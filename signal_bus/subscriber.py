@@ -291,6 +291,8 @@ class Subscriber:
             except zmq.Again:
                 break
             taken += 1
+            if taken == 1:
+                self._heard()  # before what was heard, so "heard again" precedes it
             route = routes.get(frames[0]) if len(frames) == 3 else None
             if route is None:
                 self._take_unrouted(frames)
@@ -312,8 +314,6 @@ class Subscriber:
             elif wanted:
                 ready.append(Event.received(signal, task_name, frames[0], seq, sseq, epoch,
                                             gap, body))
-        if taken:
-            self._heard()
         return taken
 
     def _take_unrouted(self, frames: list[bytes]) -> None:

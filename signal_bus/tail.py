@@ -1,9 +1,13 @@
 """``signal-tail``: follow the bus from a terminal, one flushed line per event.
 
-Readable lines by default (time, signal, task name, id, retries, error message), or one
-JSON object per line with the wire map's keys (``--json``). ``--replay N`` starts with the
-last N events of the broker's ring; ``--wait ID`` exits at that task's final event: 0 for
-``complete``, 1 for any other final event, 3 when ``--timeout`` passes first. On exit
+Readable lines by default (time, signal, task name, id, retries, error message), or JSON
+lines (``--json``: one JSON object per line with the wire map's keys). ``--replay N`` starts
+with the last N events of the broker's ring; ``--wait ID`` exits at that task's final event:
+0 for ``complete``, 1 for any other final event, 3 when ``--timeout`` passes first. After a
+final ``interrupted`` it waits ``--grace`` seconds, since the task may be reopened (a later
+event of the same id, such as the ``enqueued`` of a handler that re-enqueues it), and then
+follows it to its next final event. Exit status 4 means no broker was ever heard before
+``--timeout``. A broker silent for 3 s, and heard again, gets one stderr line each; on exit
 (Ctrl-C, SIGTERM, ``--timeout``) the counts per signal and the events missed go to stderr.
 """
 from __future__ import annotations
@@ -11,16 +15,17 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import logging
 import signal as os_signal
 import sys
 import threading
 import time
 from typing import Any, Iterator, Sequence, TextIO
 
-from queue_core.argtypes import non_negative_int, positive_float
-from queue_core.signals import ALL_SIGNALS, SIGNAL_COMPLETE
+from queue_core.argtypes import non_negative_float, non_negative_int, positive_float
+from queue_core.signals import ALL_SIGNALS, SIGNAL_COMPLETE, SIGNAL_INTERRUPTED
 
-from .cli_args import add_curve_client_arguments
+from .cli_args import add_curve_client_arguments, endpoint
 from .client_events import Event
 from .config import DEFAULT_PUBLISH
 from .exceptions import BusError
@@ -30,6 +35,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
+#: ``--timeout`` passed and no broker was ever heard (nothing answers at ``--connect``).
+EXIT_NO_BROKER = 4
 #: Ctrl-C or SIGTERM while ``--wait`` was still waiting (the shell's convention).
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -40,24 +47,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='signal-tail',
         description='Follow task events on the signal bus, one line per event.')
-    parser.add_argument('--connect', metavar='EP', default=DEFAULT_PUBLISH,
+    parser.add_argument('--connect', metavar='EP', default=DEFAULT_PUBLISH, type=endpoint,
                         help='the broker publish endpoint (default %(default)s)')
-    parser.add_argument('--control', metavar='EP',
+    parser.add_argument('--control', metavar='EP', type=endpoint,
                         help='the broker control endpoint (default: publish port + 1)')
     parser.add_argument('--signal', metavar='S', nargs='+', action='extend',
                         choices=ALL_SIGNALS, help='only these signals (repeatable)')
     parser.add_argument('--task', metavar='GLOB', nargs='+', action='extend',
-                        help='only tasks whose name (module.function) matches a glob')
+                        help="only tasks whose name matches a glob; names are "
+                             "module.function, so 'app.tasks.*' or '*.send_mail'")
     parser.add_argument('--id', metavar='ID', nargs='+', action='extend',
                         help='only these task ids')
     parser.add_argument('--json', action='store_true',
-                        help='print one JSON object per event with the wire keys')
+                        help='print JSON lines: one JSON object per event, one per line, '
+                             'with the wire keys (for jq and scripts)')
     parser.add_argument('--replay', metavar='N', type=non_negative_int, default=0,
                         help='start with the last N events from the broker ring')
     parser.add_argument('--wait', metavar='ID',
                         help="exit at this task's final event: 0 complete, 1 otherwise")
+    parser.add_argument('--grace', metavar='SECONDS', type=non_negative_float, default=2.0,
+                        help='with --wait, how long to wait after a final interrupted in case '
+                             'the task is re-enqueued (default %(default)s; never past '
+                             '--timeout)')
     parser.add_argument('--timeout', metavar='SECONDS', type=positive_float,
-                        help='stop after this long (with --wait: exit status 3)')
+                        help='stop after this long (with --wait: exit status 3; 4 when no '
+                             'broker was ever heard)')
     add_curve_client_arguments(parser)
     return parser
 
@@ -107,6 +121,34 @@ class Tally:
         return text
 
 
+class TaskWait:
+    """What ``--wait ID`` has seen of its task, and the exit status once it is decided.
+
+    A final event decides (0 for ``complete``, 1 otherwise), except a final
+    ``interrupted``: the task may be reopened (the seed's handler re-enqueues it), so the
+    decision waits ``grace`` seconds, and any later event of the task reopens it.
+    """
+
+    def __init__(self, task_id: str, grace: float) -> None:
+        self.task_id = task_id
+        self.grace = grace
+        #: ``(until, status)`` while a final ``interrupted`` waits out its grace.
+        self.pending: tuple[float, int] | None = None
+
+    def see(self, event: Event, now: float) -> int | None:
+        """Take one event of any task; the exit status when it decides one."""
+        if event.id != self.task_id:
+            return None
+        self.pending = None
+        if event.get('final') is not True:
+            return None
+        status = EXIT_OK if event.signal == SIGNAL_COMPLETE else EXIT_FAILED
+        if event.signal == SIGNAL_INTERRUPTED and self.grace > 0:
+            self.pending = (now + self.grace, status)
+            return None
+        return status
+
+
 class _Terminate(Exception):
     """Raised by the SIGTERM handler so that the tail ends like on Ctrl-C."""
 
@@ -120,6 +162,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
+        _check_task_globs(args.task or ())
         sub = Subscriber(args.connect, control=args.control, signals=args.signal,
                          tasks=args.task, curve_server_key=args.curve_server_key,
                          curve_keypair=args.curve_keypair)
@@ -127,8 +170,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         print('signal-tail: %s' % exc, file=err)
         return EXIT_USAGE
     tally = Tally()
-    sub.on_loss(lambda count, first, last: print(_loss_text(count, first, last),
-                                                 file=err, flush=True))
+    _report_to(sub, err)
     with _terminate_on_sigterm():
         try:
             return _follow(sub, args, tally, out, err)
@@ -141,6 +183,30 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         finally:
             print(tally.summary(sub.stats()), file=err, flush=True)
             sub.close()
+
+
+def _check_task_globs(globs: Sequence[str]) -> None:
+    """Refuse a ``--task`` that can match no task (names are ``module.function``)."""
+    for glob in globs:
+        if '.' not in glob and not any(char in glob for char in '*?['):
+            raise BusError('--task %r matches no task: task names are module.function '
+                           "(for example 'app.tasks.%s' or '*.%s')" % (glob, glob, glob))
+
+
+def _report_to(sub: Subscriber, err: TextIO) -> None:
+    """Print a line on stderr for each loss and each start and end of silence."""
+    sub.on_loss(lambda count, first, last: print(_loss_text(count, first, last),
+                                                 file=err, flush=True))
+
+    @sub.on_silence
+    def silence(silent: bool, seconds: float) -> None:
+        if silent:
+            text = ('signal-tail: no heartbeat from the broker at %s for %.1fs; is it '
+                    'running? (still listening)' % (sub.endpoint, seconds))
+        else:
+            text = ('signal-tail: the broker at %s is heard again after %.1fs of silence'
+                    % (sub.endpoint, seconds))
+        print(text, file=err, flush=True)
 
 
 def _loss_text(count: int | None, first: int | None, last: int | None) -> str:
@@ -157,7 +223,7 @@ def _follow(sub: Subscriber, args: argparse.Namespace, tally: Tally, out: TextIO
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     if args.replay or args.wait:
         if not _connect(sub, deadline):
-            return EXIT_TIMEOUT if args.wait else EXIT_OK
+            return _end_status(sub, None, err)
         try:
             sub.replay_recent(None if args.wait else args.replay)
         except (BusError, TimeoutError) as exc:
@@ -165,15 +231,28 @@ def _follow(sub: Subscriber, args: argparse.Namespace, tally: Tally, out: TextIO
                   % exc, file=err, flush=True)
     ids = set(args.id or ()) | ({args.wait} if args.wait else set())
     render = format_json if args.json else format_line
-    for event in _events(sub, deadline):
+    waiting = TaskWait(args.wait, args.grace) if args.wait else None
+    for event in _events(sub, deadline, waiting):
         if ids and event.id not in ids:
             continue
         tally.add(event)
         out.write(render(event) + '\n')
         out.flush()
-        if args.wait and event.id == args.wait and event.get('final') is True:
-            return EXIT_OK if event.signal == SIGNAL_COMPLETE else EXIT_FAILED
-    return EXIT_TIMEOUT if args.wait else EXIT_OK
+        status = waiting.see(event, time.monotonic()) if waiting else None
+        if status is not None:
+            return status
+    return _end_status(sub, waiting, err)
+
+
+def _end_status(sub: Subscriber, waiting: TaskWait | None, err: TextIO) -> int:
+    """The exit status when no event decided it: a waited-out grace, no broker, timeout."""
+    if waiting is not None and waiting.pending is not None:
+        return waiting.pending[1]
+    if not sub.heard:
+        print('signal-tail: never heard a broker at %s; is signal-broker (or queue-consumer '
+              '--broker) running and publishing there?' % sub.endpoint, file=err, flush=True)
+        return EXIT_NO_BROKER
+    return EXIT_TIMEOUT if waiting is not None else EXIT_OK
 
 
 def _connect(sub: Subscriber, deadline: float | None) -> bool:
@@ -188,10 +267,14 @@ def _connect(sub: Subscriber, deadline: float | None) -> bool:
                 return False
 
 
-def _events(sub: Subscriber, deadline: float | None) -> Iterator[Event]:
-    """The subscriber's events until ``deadline`` (forever without one)."""
+def _events(sub: Subscriber, deadline: float | None,
+            waiting: TaskWait | None) -> Iterator[Event]:
+    """The subscriber's events until ``deadline`` or the end of a grace (forever without)."""
     while True:
-        remaining = None if deadline is None else deadline - time.monotonic()
+        ends = [] if deadline is None else [deadline]
+        if waiting is not None and waiting.pending is not None:
+            ends.append(waiting.pending[0])
+        remaining = min(ends) - time.monotonic() if ends else None
         if remaining is not None and remaining <= 0:
             return
         event = sub.receive(timeout=0.5 if remaining is None else min(remaining, 0.5))
@@ -220,6 +303,10 @@ class _terminate_on_sigterm:
 
 def entry_point() -> None:
     """Console script ``signal-tail``."""
+    # The tail prints its own line for losses and silence; the library's log lines for
+    # them would repeat it. Errors (a refused CURVE handshake, a failing handler) still show.
+    logging.basicConfig(format='signal-tail: %(message)s', level=logging.WARNING)
+    logging.getLogger('signal_bus.subscriber').setLevel(logging.ERROR)
     sys.exit(main(sys.argv[1:]))
 
 if __name__ == '__main__':  # pragma: no cover

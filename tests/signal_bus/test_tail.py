@@ -1,15 +1,18 @@
-"""signal-tail as a real process against a real broker: lines, JSON, replay, --wait."""
+"""signal-tail as a real process against a real broker: lines, JSON, replay, --wait (and its
+grace for a reopened task), silence and the errors a newcomer meets first."""
 from __future__ import annotations
 
+import io
 import json
 import signal
 import sys
+import threading
 
 import pytest
 
 from signal_bus.client_events import Event
-from signal_bus.tail import format_line, main
-from test_subscriber_fixtures import Running, bus, subscribed  # noqa: F401
+from signal_bus.tail import build_parser, format_line, main
+from test_subscriber_fixtures import Running, bus, subscribed, wait_until  # noqa: F401
 
 BOOM = {'type': 'ValueError', 'message': 'uh-oh', 'traceback': 'Traceback...'}
 
@@ -139,3 +142,108 @@ def test_wait_on_a_task_run_by_a_real_queue_with_the_bus_attached(bus, fails, st
         'enqueued', 'executing', 'error' if fails else 'complete']
     assert {line['task_name'] for line in lines} == {'test_tail.divide'}
     assert lines[-1]['final'] is True and [line['tseq'] for line in lines] == [1, 2, 3]
+
+
+class LineSink:
+    """A text stream whose lines a test can wait for (``main``'s stderr in a thread)."""
+
+    def __init__(self) -> None:
+        self.text = ''
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def lines(self) -> list[str]:
+        """The complete lines written so far."""
+        return self.text.splitlines()
+
+
+def tail_in_thread(bus, *args: str) -> tuple[threading.Thread, LineSink, list[int]]:
+    """``main()`` in a thread with its stderr captured; its exit status lands in the list."""
+    err, status = LineSink(), []
+    argv = ['--connect', bus.publish, '--control', bus.control, *args]
+    thread = threading.Thread(target=lambda: status.append(main(argv, io.StringIO(), err)),
+                              daemon=True)
+    thread.start()
+    return thread, err, status
+
+
+def test_tail_prints_one_line_when_its_broker_falls_silent_and_one_when_it_is_back(bus):
+    thread, err, status = tail_in_thread(bus, '--wait', 'last-task', '--timeout', '120')
+    subscribed(bus)
+    bus.stop()
+    wait_until(lambda: any('no heartbeat' in line for line in err.lines()), timeout=30,
+               message='the silence line')
+    bus.start()
+    wait_until(lambda: any('heard again' in line for line in err.lines()), timeout=30,
+               message='the heard-again line')
+    bus.send('complete', task_id='last-task')
+    thread.join(30)
+    assert status == [0]
+    silence = [line for line in err.lines() if 'no heartbeat' in line or 'heard again' in line]
+    assert len(silence) == 2 and silence[0].startswith('signal-tail: no heartbeat from')
+    assert bus.publish in silence[0] and bus.publish in silence[1]
+
+
+@pytest.mark.parametrize('extra', [[], ['--wait', 'some-task'], ['--replay', '5']])
+def test_exit_4_when_no_broker_was_ever_heard_before_the_timeout(extra):
+    from helpers import free_port
+    err = io.StringIO()
+    argv = ['--connect', 'tcp://127.0.0.1:%d' % free_port(), '--timeout', '1', *extra]
+    assert main(argv, io.StringIO(), err) == 4
+    assert 'never heard a broker at tcp://127.0.0.1:' in err.getvalue()
+    assert '0 events' in err.getvalue()
+
+
+def test_connect_without_a_transport_says_to_add_tcp(capsys):
+    assert main(['--connect', 'localhost:7558']) == 2
+    err = capsys.readouterr().err
+    assert "add tcp:// (tcp://localhost:7558)" in err
+
+
+@pytest.mark.parametrize('glob', ['slow', 'send_mail'])
+def test_a_task_glob_without_a_dot_says_task_names_are_module_function(glob):
+    err = io.StringIO()
+    assert main(['--task', glob, '--connect', 'tcp://127.0.0.1:9'], io.StringIO(), err) == 2
+    assert 'task names are module.function' in err.getvalue()
+    assert "'*.%s'" % glob in err.getvalue()
+
+
+def test_json_help_says_the_output_is_json_lines():
+    assert 'JSON lines' in ' '.join(build_parser().format_help().split())
+
+
+REOPENED = [('interrupted', {'final': True}), ('enqueued', {'source': 'consumer'}),
+            ('executing', {}), ('complete', {})]
+
+
+def test_wait_follows_a_task_reopened_after_a_final_interrupted_to_its_completion(bus):
+    tail = start_tail(bus, '--json', '--wait', 'reopened', '--timeout', '30')
+    subscribed(bus)
+    for name, body in REOPENED:
+        bus.send(name, task_id='reopened', **body)
+    lines = [json.loads(line) for line in tail.read(4)]
+    status, err = tail.finish()
+    assert [line['signal'] for line in lines] == [name for name, _ in REOPENED]
+    assert status == 0 and '4 events' in err
+
+
+def test_wait_exits_1_when_nothing_reopens_the_task_within_the_grace(bus):
+    tail = start_tail(bus, '--wait', 'gone', '--grace', '0.5', '--timeout', '30')
+    subscribed(bus)
+    bus.send('interrupted', task_id='gone', final=True)
+    bus.send('enqueued', task_id='another-task')
+    status, err = tail.finish()
+    assert status == 1 and '1 events (interrupted 1)' in err
+
+
+def test_the_grace_never_runs_past_the_timeout(bus):
+    tail = start_tail(bus, '--wait', 'gone', '--grace', '600', '--timeout', '2')
+    subscribed(bus)
+    bus.send('interrupted', task_id='gone', final=True)
+    status, err = tail.finish(timeout=60)
+    assert status == 1 and '1 events (interrupted 1)' in err
