@@ -81,7 +81,8 @@ INSERT INTO tasks (task_id, name, queue, first_ts, life_ts, last_ts, last_id, la
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(task_id) DO UPDATE SET
     queue = coalesce(excluded.queue, tasks.queue),
-    life_ts = CASE WHEN tasks.final = 1 THEN excluded.life_ts ELSE tasks.life_ts END,
+    life_ts = CASE WHEN tasks.final = 1 OR excluded.life_ts > excluded.first_ts
+                   THEN excluded.life_ts ELSE tasks.life_ts END,
     last_ts = excluded.last_ts, last_id = excluded.last_id,
     last_signal = excluded.last_signal, final = excluded.final,
     failed = max(tasks.failed, excluded.failed),

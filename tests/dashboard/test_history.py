@@ -162,3 +162,14 @@ def test_an_overlapping_replay_is_stored_once(tmp_path):
     assert history.store([_event(1, 'a', 'enqueued', now), _event(2, 'a', 'executing', now)]) == 2
     assert history.store([_event(2, 'a', 'executing', now), _event(3, 'a', 'complete', now)]) == 1
     assert [e['seq'] for e in history.timeline('a')['events']] == [1, 2, 3]
+
+
+def test_a_life_reopened_within_one_batch_ages_from_its_own_start(tmp_path):
+    history = _history(tmp_path)
+    now = time.time()
+    history.store([_event(1, 'a', 'enqueued', now - 100)])
+    history.store([_event(2, 'a', 'interrupted', now - 50, True),
+                   _event(3, 'a', 'enqueued', now - 10)])
+    [row] = history.inflight(now=now)
+    assert row['task_id'] == 'a' and round(row['age']) == 10
+    assert history.timeline('a')['lives'] == 2
