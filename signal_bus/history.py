@@ -27,25 +27,13 @@ from typing import Any, Iterable, Mapping
 
 import msgpack
 
-from queue_core.signals import (SIGNAL_COMPLETE, SIGNAL_ENQUEUED, SIGNAL_ERROR,
-                                SIGNAL_EXECUTING, SIGNAL_EXPIRED, SIGNAL_INTERRUPTED,
-                                SIGNAL_LOCKED, SIGNAL_RATE_LIMITED, SIGNAL_SCHEDULED,
-                                SIGNAL_CANCELED, SIGNAL_TIMEOUT)
-
 from .exceptions import BusConfigError
+from .history_batch import (BUCKETS, FAILED_SIGNALS, OPEN_CAP, BatchSummary, OpenTimes,
+                            error_text, fresh_events, number_lives, summarize)
+
+__all__ = ['BUCKETS', 'DEFAULT_HISTORY', 'FAILED_SIGNALS', 'History', 'Retention']
 
 DEFAULT_HISTORY = 'sqlite:///signal-history.db'
-#: Final signals whose timelines are kept ``keep_failures_hours`` (SPEC §8).
-FAILED_SIGNALS = frozenset({SIGNAL_ERROR, SIGNAL_TIMEOUT, SIGNAL_INTERRUPTED, SIGNAL_EXPIRED,
-                            SIGNAL_LOCKED, SIGNAL_RATE_LIMITED})
-#: Events that end an attempt started by ``executing`` (the runtime histogram's end).
-OUTCOMES = frozenset({SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_TIMEOUT, SIGNAL_CANCELED,
-                      SIGNAL_LOCKED, SIGNAL_RATE_LIMITED, SIGNAL_INTERRUPTED})
-#: Upper bounds (seconds) of the wait and runtime histogram buckets; the last is +Inf.
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-           300.0, float('inf'))
-#: Open tasks whose start times are remembered in memory (older ones are forgotten).
-_OPEN_CAP = 200_000
 _PRUNE_CHUNK = 20_000
 
 _SCHEMA = """
@@ -78,11 +66,10 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value);
 _TASK_UPSERT = """
 INSERT INTO tasks (task_id, name, queue, first_ts, life_ts, last_ts, last_id, last_signal,
                    final, failed, error)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
 ON CONFLICT(task_id) DO UPDATE SET
     queue = coalesce(excluded.queue, tasks.queue),
-    life_ts = CASE WHEN tasks.final = 1 OR excluded.life_ts > excluded.first_ts
-                   THEN excluded.life_ts ELSE tasks.life_ts END,
+    life_ts = CASE WHEN tasks.final = 1 OR ?12 THEN excluded.life_ts ELSE tasks.life_ts END,
     last_ts = excluded.last_ts, last_id = excluded.last_id,
     last_signal = excluded.last_signal, final = excluded.final,
     failed = max(tasks.failed, excluded.failed),
@@ -117,13 +104,6 @@ def sqlite_path(url: str) -> str:
     return url[len('sqlite:///'):]
 
 
-def _error_text(exc: Any) -> str | None:
-    if not isinstance(exc, Mapping):
-        return None
-    kind, message = exc.get('type') or 'Exception', exc.get('message') or ''
-    return '%s: %s' % (kind, message) if message else str(kind)
-
-
 def _signed(epoch: Any) -> int | None:
     """A broker epoch (unsigned 64-bit) as SQLite's signed INTEGER."""
     return None if epoch is None else int(epoch) - (1 << 64) if int(epoch) >= 1 << 63 \
@@ -132,13 +112,6 @@ def _signed(epoch: Any) -> int | None:
 
 def _unsigned(epoch: Any) -> int | None:
     return None if epoch is None else int(epoch) + (1 << 64) if int(epoch) < 0 else int(epoch)
-
-
-def _bucket(seconds: float) -> int:
-    for index, bound in enumerate(BUCKETS):
-        if seconds <= bound:
-            return index
-    return len(BUCKETS) - 1
 
 
 class History:
@@ -156,7 +129,7 @@ class History:
         if not os.path.isdir(folder):
             raise BusConfigError('the folder of history file %r does not exist' % self.path)
         self._local = threading.local()
-        self._open: dict[str, list[float | None]] = {}
+        self._open = OpenTimes()
         self._write_lock = threading.Lock()
         with self._write_lock:
             self._conn().executescript(_SCHEMA)
@@ -174,10 +147,10 @@ class History:
     def _load_open(self) -> None:
         rows = self._conn().execute(
             "SELECT task_id, life_ts, last_signal, last_ts FROM tasks WHERE final = 0 "
-            "ORDER BY life_ts DESC LIMIT ?", (_OPEN_CAP,)).fetchall()
+            "ORDER BY life_ts DESC LIMIT ?", (OPEN_CAP,)).fetchall()
         for row in rows:
-            executing = row['last_ts'] if row['last_signal'] == SIGNAL_EXECUTING else None
-            self._open[row['task_id']] = [row['life_ts'], executing]
+            executing = row['last_ts'] if row['last_signal'] == 'executing' else None
+            self._open.note(row['task_id'], row['life_ts'], executing)
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -227,30 +200,15 @@ class History:
 
     def _store_events(self, conn: sqlite3.Connection,
                       events: Iterable[Mapping[str, Any]]) -> int:
-        epoch, last = self.position()
-        rows, totals, minutes = [], {}, {}
-        for event in events:
-            ev_epoch, seq = event.get('epoch'), int(event.get('seq') or 0)
-            if ev_epoch == epoch and seq <= last:
-                continue
-            epoch, last = ev_epoch, seq
-            rows.append(event)
-            key = (event.get('signal'), event.get('task_name'), event.get('queue') or '')
-            totals[key] = totals.get(key, 0) + 1
-            minute = (int(float(event.get('ts') or 0) // 60), event.get('signal'))
-            minutes[minute] = minutes.get(minute, 0) + 1
+        rows = fresh_events(events, *self.position())
         if not rows:
             return 0
         first_id = self._insert_events(conn, rows)
-        self._update_tasks(conn, rows, first_id)
-        conn.executemany('INSERT INTO totals VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET '
-                         'count = count + excluded.count',
-                         [(*key, count) for key, count in totals.items()])
-        conn.executemany('INSERT INTO minutes VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET '
-                         'count = count + excluded.count',
-                         [(*key, count) for key, count in minutes.items()])
+        summary = summarize(rows, first_id, self._open)
+        self._write_summary(conn, summary)
         conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)",
-                         [('epoch', _signed(epoch)), ('seq', last)])
+                         [('epoch', _signed(rows[-1].get('epoch'))),
+                          ('seq', int(rows[-1].get('seq') or 0))])
         return len(rows)
 
     def _insert_events(self, conn: sqlite3.Connection, rows: list[Mapping[str, Any]]) -> int:
@@ -261,57 +219,27 @@ class History:
             'INSERT INTO events (epoch, seq, ts, signal, task_id, task_name, queue, source, '
             'retries, final, error, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
             [(_signed(e.get('epoch')), e.get('seq'), e.get('ts'), e.get('signal'),
-              e.get('task_id'),
-              e.get('task_name'), e.get('queue'), e.get('source'), e.get('retries'),
-              1 if e.get('final') else 0, _error_text(e.get('exc')),
+              e.get('task_id'), e.get('task_name'), e.get('queue'), e.get('source'),
+              e.get('retries'), 1 if e.get('final') else 0, error_text(e.get('exc')),
               msgpack.packb(dict(e), use_bin_type=True, default=repr)) for e in rows])
         return first_id
 
-    def _update_tasks(self, conn: sqlite3.Connection, rows: list[Mapping[str, Any]],
-                      first_id: int) -> None:
-        latest: dict[str, tuple] = {}
-        durations: dict[tuple[str, str, int], list[float]] = {}
-        for offset, event in enumerate(rows):
-            task_id, signal = str(event.get('task_id')), event.get('signal')
-            ts = float(event.get('ts') or 0.0)
-            final = bool(event.get('final'))
-            failed = 1 if final and signal in FAILED_SIGNALS else 0
-            previous = latest.get(task_id)
-            life_ts = ts if previous is None or previous[8] else previous[4]
-            latest[task_id] = (task_id, event.get('task_name'), event.get('queue'),
-                               ts if previous is None else previous[3], life_ts, ts,
-                               first_id + offset, signal, 1 if final else 0,
-                               max(failed, previous[9] if previous else 0),
-                               _error_text(event.get('exc')) or (previous and previous[10]))
-            self._measure(task_id, str(event.get('task_name')), signal, ts, final, durations)
-        conn.executemany(_TASK_UPSERT, list(latest.values()))
+    @staticmethod
+    def _write_summary(conn: sqlite3.Connection, summary: BatchSummary) -> None:
+        conn.executemany(_TASK_UPSERT, [
+            (t.task_id, t.name, t.queue, t.first_ts, t.life_ts, t.last_ts, t.last_id,
+             t.last_signal, t.final, t.failed, t.error, t.reopened)
+            for t in summary.tasks.values()])
+        conn.executemany('INSERT INTO totals VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET '
+                         'count = count + excluded.count',
+                         [(*key, count) for key, count in summary.totals.items()])
+        conn.executemany('INSERT INTO minutes VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET '
+                         'count = count + excluded.count',
+                         [(*key, count) for key, count in summary.minutes.items()])
         conn.executemany('INSERT INTO durations VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE '
                          'SET count = count + excluded.count, total = total + excluded.total',
-                         [(*key, int(value[0]), value[1]) for key, value in durations.items()])
-
-    def _measure(self, task_id: str, name: str, signal: str, ts: float, final: bool,
-                 durations: dict) -> None:
-        """Keep the start times of open tasks; add wait and run times to ``durations``."""
-        times = self._open.get(task_id)
-        if signal in (SIGNAL_ENQUEUED, SIGNAL_SCHEDULED):
-            if len(self._open) >= _OPEN_CAP and times is None:
-                self._open.pop(next(iter(self._open)))
-            self._open[task_id] = times = [ts, None]
-        elif signal == SIGNAL_EXECUTING and times is not None:
-            self._add_duration(durations, 'wait', name, ts - times[0])
-            times[1] = ts
-        elif signal in OUTCOMES and times is not None and times[1] is not None:
-            self._add_duration(durations, 'runtime', name, ts - times[1])
-            times[1] = None
-        if final:
-            self._open.pop(task_id, None)
-
-    @staticmethod
-    def _add_duration(durations: dict, metric: str, name: str, seconds: float) -> None:
-        seconds = max(0.0, seconds)
-        slot = durations.setdefault((metric, name, _bucket(seconds)), [0, 0.0])
-        slot[0] += 1
-        slot[1] += seconds
+                         [(*key, int(count), total)
+                          for key, (count, total) in summary.durations.items()])
 
     # -- retention -----------------------------------------------------------------------
 
@@ -493,17 +421,14 @@ class History:
                                     (task_id,)).fetchone()
         if not rows and task is None:
             return None
-        events, life, closed = [], 1, False
+        events = []
         for row in rows:
             event = dict(row)
             event['epoch'] = _unsigned(event['epoch'])
             body = msgpack.unpackb(event.pop('body'), raw=False)
-            if closed and event['signal'] in (SIGNAL_ENQUEUED, SIGNAL_SCHEDULED):
-                life += 1
-            closed = bool(event['final'])
-            event.update(life=life, exc=body.get('exc'), args=body.get('args'),
+            event.update(exc=body.get('exc'), args=body.get('args'),
                          kwargs=body.get('kwargs'), host=body.get('host'),
                          pid=body.get('pid'))
             events.append(event)
         return {'id': task_id, 'task': dict(task) if task is not None else None,
-                'lives': life, 'events': events}
+                'lives': number_lives(events), 'events': events}
