@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import sys
 import threading
@@ -247,3 +248,30 @@ def test_the_grace_never_runs_past_the_timeout(bus):
     bus.send('interrupted', task_id='gone', final=True)
     status, err = tail.finish(timeout=60)
     assert status == 1 and '1 events (interrupted 1)' in err
+
+
+def test_wait_exits_0_when_a_task_reenqueued_by_the_interrupted_handler_completes(
+        bus, tmp_path, redis_url):
+    """End to end: a real consumer running the task is stopped with SIGTERM, the seed's
+    handler re-enqueues it, a second consumer completes it; the tail follows throughout."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'end_to_end', 'apps'))
+    from consumer_harness import Run
+    run = Run(tmp_path, redis_url)
+    env = {'QUEUE_REENQUEUE_INTERRUPTED': '1'}
+    try:
+        first = run.consumer('-w', '1', '--bus', bus.ingest, env=env)
+        handle = run.app.slow_once('tail-reopened')
+        run.wait_running('tail-reopened')
+        tail = start_tail(bus, '--json', '--wait', handle.id, '--timeout', '90')
+        subscribed(bus)
+        first.send_group(signal.SIGTERM)
+        assert first.wait(30) == 0
+        seen = [json.loads(tail.read_until(lambda line: 'interrupted' in line, 30))]
+        run.consumer('-w', '1', '--bus', bus.ingest, env=env)
+        seen += [json.loads(line) for line in tail.read(3, timeout=60)]
+        status, err = tail.finish(timeout=60)
+    finally:
+        run.close()
+    assert status == 0, err + run.logs()
+    assert [(e['signal'], e['final']) for e in seen] == [
+        ('interrupted', True), ('enqueued', False), ('executing', False), ('complete', True)]
