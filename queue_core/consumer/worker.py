@@ -232,17 +232,18 @@ class Worker:
     def _recover_orphans(self) -> None:
         """Recover this worker's records that no running execution accounts for."""
         finished = set(self._held.done())
-        self._held.dropped(list(finished))
         self._held.take_all()
         orphans = []
         for record in self.queue.storage.in_flight_of([self.owner]):
             if record.token in finished:  # finished for good: just drop it
                 self.queue.release(record.token)
+                self._held.dropped([record.token])
             elif record.token in self._cut_short:
                 self.queue.recover(record)
             else:  # never started (held, or claimed while the reply was lost)
                 orphans.append(record)
         for record in sorted(orphans, key=lambda rec: rec.token, reverse=True):
             hand_back(self.queue, record)
+        self._held.dropped(list(finished))  # the rest were gone already
         self._cut_short.clear()
         self._suspect_orphans = False
