@@ -29,7 +29,8 @@ import msgpack
 
 from .exceptions import BusConfigError
 from .history_batch import (BUCKETS, FAILED_SIGNALS, OPEN_CAP, BatchSummary, OpenTimes,
-                            error_text, fresh_events, number_lives, summarize)
+                            breakdown_of, error_text, fresh_events, number_lives,
+                            overview_of, summarize, throughput_of)
 
 __all__ = ['BUCKETS', 'DEFAULT_HISTORY', 'FAILED_SIGNALS', 'History', 'Retention']
 
@@ -99,8 +100,8 @@ def sqlite_path(url: str) -> str:
     """The file of a ``sqlite:///`` history URL (relative to the working directory,
     ``sqlite:////abs`` absolute); raises ``BusConfigError`` for anything else."""
     if not url.startswith('sqlite:///') or len(url) <= len('sqlite:///'):
-        raise BusConfigError('unsupported history URL %r: give sqlite:///path/to/file.db'
-                             % url)
+        raise BusConfigError('unsupported history URL %r: give sqlite:///path/to/file.db or '
+                             'redis://host:port/db' % url)
     return url[len('sqlite:///'):]
 
 
@@ -117,9 +118,16 @@ def _unsigned(epoch: Any) -> int | None:
 class History:
     """The history store at ``url``: written by one thread, read by any.
 
-    ``History(url)`` creates the file and its tables when missing. Reads return plain
+    ``History(url)`` creates the file and its tables when missing; with a ``redis://`` URL
+    it returns a ``signal_bus.history_redis.RedisHistory``, which has the same methods. Reads return plain
     dicts and lists, ready for JSON.
     """
+
+    def __new__(cls, url: str = DEFAULT_HISTORY, retention: Retention | None = None) -> Any:
+        if url.startswith(('redis://', 'rediss://', 'unix://')):
+            from .history_redis import RedisHistory
+            return RedisHistory(url, retention)
+        return super().__new__(cls)
 
     def __init__(self, url: str = DEFAULT_HISTORY, retention: Retention | None = None) -> None:
         self.url = url
@@ -351,25 +359,15 @@ class History:
 
     def task_breakdown(self) -> dict[str, dict[str, int]]:
         """Events per task name and signal, over everything ever stored (totals)."""
-        breakdown: dict[str, dict[str, int]] = {}
-        for signal, task, count in self._conn().execute(
-                'SELECT signal, task, sum(count) FROM totals GROUP BY signal, task'):
-            breakdown.setdefault(task, {})[signal] = int(count)
-        return breakdown
+        return breakdown_of(self.totals())
 
     def throughput(self, minutes: int = 60, now: float | None = None) -> list[dict[str, Any]]:
         """One point per minute over the last ``minutes``: ``{"minute": epoch seconds,
         "count": events, "failed": failure events}``, oldest first, empty minutes as 0."""
         now = time.time() if now is None else now
-        last = int(now // 60)
-        counts = {m: [0, 0] for m in range(last - minutes + 1, last + 1)}
-        for minute, signal, count in self._conn().execute(
-                'SELECT minute, signal, count FROM minutes WHERE minute > ?',
-                (last - minutes,)):
-            if minute in counts:
-                counts[minute][0] += count
-                counts[minute][1] += count if signal in FAILED_SIGNALS else 0
-        return [{'minute': m * 60, 'count': c, 'failed': f} for m, (c, f) in counts.items()]
+        return throughput_of(self._conn().execute(
+            'SELECT minute, signal, count FROM minutes WHERE minute > ?',
+            (int(now // 60) - minutes,)), minutes, now)
 
     def totals(self) -> list[dict[str, Any]]:
         """Every ``(signal, task, queue)`` with its event count since the history began."""
@@ -397,18 +395,7 @@ class History:
 
     def overview(self, seconds: float = 300, now: float | None = None) -> dict[str, Any]:
         """Everything the overview page shows, as one JSON-ready map."""
-        now = time.time() if now is None else now
-        by_signal: dict[str, int] = {}
-        for signal, count in self._conn().execute(
-                'SELECT signal, sum(count) FROM totals GROUP BY signal'):
-            by_signal[signal] = int(count)
-        epoch, seq = self.position()
-        return {'now': now, 'totals': by_signal, 'window': self.window_counts(seconds, now),
-                'window_seconds': seconds, 'throughput': self.throughput(60, now),
-                'inflight': self.inflight(20, now), 'inflight_count': self.inflight_count(),
-                'recent': self.recent_events(20), 'failures': self.recent_failures(10),
-                'incidents': self.incidents(10), 'lost': self.lost_total(),
-                'position': {'epoch': epoch, 'seq': seq}}
+        return overview_of(self, seconds, time.time() if now is None else now)
 
     def timeline(self, task_id: str) -> dict[str, Any] | None:
         """A task's events in stream order, every life on one timeline (``life`` counts

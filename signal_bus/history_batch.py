@@ -167,3 +167,39 @@ def number_lives(events: list[dict[str, Any]]) -> int:
         closed = bool(event['final'])
         event['life'] = life
     return life
+
+
+def throughput_of(minute_counts: Iterable[tuple[int, str, int]], minutes: int,
+                  now: float) -> list[dict[str, Any]]:
+    """One point per minute over the last ``minutes`` from ``(minute, signal, count)``
+    rows: ``{"minute": epoch seconds, "count", "failed"}``, oldest first, empty as 0."""
+    last = int(now // 60)
+    counts = {m: [0, 0] for m in range(last - minutes + 1, last + 1)}
+    for minute, signal, count in minute_counts:
+        if minute in counts:
+            counts[minute][0] += count
+            counts[minute][1] += count if signal in FAILED_SIGNALS else 0
+    return [{'minute': m * 60, 'count': c, 'failed': f} for m, (c, f) in counts.items()]
+
+
+def overview_of(history: Any, seconds: float, now: float) -> dict[str, Any]:
+    """The overview map, from any store's query methods."""
+    by_signal: dict[str, int] = {}
+    for row in history.totals():
+        by_signal[row['signal']] = by_signal.get(row['signal'], 0) + int(row['count'])
+    epoch, seq = history.position()
+    return {'now': now, 'totals': by_signal, 'window': history.window_counts(seconds, now),
+            'window_seconds': seconds, 'throughput': history.throughput(60, now),
+            'inflight': history.inflight(20, now), 'inflight_count': history.inflight_count(),
+            'recent': history.recent_events(20), 'failures': history.recent_failures(10),
+            'incidents': history.incidents(10), 'lost': history.lost_total(),
+            'position': {'epoch': epoch, 'seq': seq}}
+
+
+def breakdown_of(totals: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """``{task: {signal: count}}`` from ``totals()`` rows."""
+    breakdown: dict[str, dict[str, int]] = {}
+    for row in totals:
+        per_task = breakdown.setdefault(row['task'], {})
+        per_task[row['signal']] = per_task.get(row['signal'], 0) + int(row['count'])
+    return breakdown

@@ -11,7 +11,6 @@ events, a broker restart) are stored in stream order with the events around them
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -173,7 +172,7 @@ class HistoryRecorder:
             try:
                 self.stored += self.history.store(batch, incidents)
                 return
-            except sqlite3.Error as exc:
+            except Exception as exc:  # sqlite3 or redis errors: the store is unwell, retry
                 logger.error('could not write %d events to the history (%s); retrying',
                              len(batch), exc)
                 if self._stop.wait(1.0):

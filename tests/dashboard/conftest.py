@@ -42,3 +42,13 @@ def pusher():
     for item in made:
         item.close()
     context.destroy(linger=0)
+
+
+@pytest.fixture(params=['sqlite', 'redis'])
+def history_url(request, tmp_path):
+    """Each history store in turn: a SQLite file, and the session's throwaway Redis."""
+    if request.param == 'sqlite':
+        return 'sqlite:///' + str(tmp_path / 'history.db')
+    server = request.getfixturevalue('redis_server')
+    server.flushall()
+    return server.url

@@ -15,11 +15,11 @@ from helpers import free_port, wait_until
 
 class DashboardProcess:
     """``signal-dashboard`` on a free loopback port, fed by ``broker``, with its history
-    in ``folder``; ``extra`` are more command-line arguments."""
+    in ``folder`` (or at ``history``); ``extra`` are more command-line arguments."""
 
-    def __init__(self, folder: Any, broker: Any, *extra: str) -> None:
+    def __init__(self, folder: Any, broker: Any, *extra: str, history: str | None = None) -> None:
         self.port = free_port()
-        self.history = 'sqlite:///' + str(folder / 'history.db')
+        self.history = history or 'sqlite:///' + str(folder / 'history.db')
         self.log = open(os.path.join(str(folder), 'dashboard-%d.log' % self.port), 'w+')
         self.args = [sys.executable, '-m', 'signal_bus.dashboard.cli',
                      '--connect', broker.endpoints.publish,

@@ -10,8 +10,8 @@ from signal_bus.dashboard.recorder import HistoryRecorder, RecorderConfig
 from signal_bus.history import History, Retention
 
 
-def _history(tmp_path, **retention) -> History:
-    return History('sqlite:///' + str(tmp_path / 'history.db'), Retention(**retention))
+def _history(url, **retention) -> History:
+    return History(url, Retention(**retention))
 
 
 def _recorder(history, broker) -> HistoryRecorder:
@@ -37,8 +37,8 @@ def _stored(history, count):
                       message='%d events stored' % count)
 
 
-def test_every_event_is_stored_with_totals_and_a_timeline(tmp_path, start_broker, pusher):
-    broker, history = start_broker(), _history(tmp_path)
+def test_every_event_is_stored_with_totals_and_a_timeline(history_url, start_broker, pusher):
+    broker, history = start_broker(), _history(history_url)
     recorder = _recorder(history, broker)
     push = pusher(broker)
     ok, bad = str(uuid.uuid4()), str(uuid.uuid4())
@@ -56,8 +56,8 @@ def test_every_event_is_stored_with_totals_and_a_timeline(tmp_path, start_broker
     assert {row['queue'] for row in history.totals()} == {'main', ''}
 
 
-def test_a_reopened_task_keeps_every_life_on_one_timeline(tmp_path, start_broker, pusher):
-    broker, history = start_broker(), _history(tmp_path)
+def test_a_reopened_task_keeps_every_life_on_one_timeline(history_url, start_broker, pusher):
+    broker, history = start_broker(), _history(history_url)
     recorder = _recorder(history, broker)
     push = pusher(broker)
     task_id = str(uuid.uuid4())
@@ -71,9 +71,9 @@ def test_a_reopened_task_keeps_every_life_on_one_timeline(tmp_path, start_broker
     assert history.inflight_count() == 0
 
 
-def test_a_restarted_recorder_takes_what_it_missed_from_the_ring(tmp_path, start_broker,
+def test_a_restarted_recorder_takes_what_it_missed_from_the_ring(history_url, start_broker,
                                                                 pusher):
-    broker, history = start_broker(), _history(tmp_path)
+    broker, history = start_broker(), _history(history_url)
     recorder = _recorder(history, broker)
     push = pusher(broker)
     _life(push, str(uuid.uuid4()))
@@ -91,8 +91,8 @@ def test_a_restarted_recorder_takes_what_it_missed_from_the_ring(tmp_path, start
     assert history.lost_total() == 0 and history.incidents() == []
 
 
-def test_what_the_ring_no_longer_holds_is_a_counted_loss(tmp_path, start_broker, pusher):
-    broker, history = start_broker(ring=5), _history(tmp_path)
+def test_what_the_ring_no_longer_holds_is_a_counted_loss(history_url, start_broker, pusher):
+    broker, history = start_broker(ring=5), _history(history_url)
     recorder = _recorder(history, broker)
     push = pusher(broker)
     _life(push, str(uuid.uuid4()))
@@ -110,8 +110,8 @@ def test_what_the_ring_no_longer_holds_is_a_counted_loss(tmp_path, start_broker,
     assert sum(history.overview()['totals'].values()) == 3 + 5
 
 
-def test_a_broker_restart_is_stored_and_numbering_continues(tmp_path, start_broker, pusher):
-    first, history = start_broker(), _history(tmp_path)
+def test_a_broker_restart_is_stored_and_numbering_continues(history_url, start_broker, pusher):
+    first, history = start_broker(), _history(history_url)
     recorder = _recorder(history, first)
     _life(pusher(first), str(uuid.uuid4()))
     _stored(history, 3)
@@ -133,8 +133,8 @@ def _event(seq, task_id, signal, ts, final=False):
             'task_name': 'app.t', 'final': final}
 
 
-def test_retention_prunes_old_events_but_keeps_failed_timelines_longer(tmp_path):
-    history = _history(tmp_path, retention_hours=1, keep_failures_hours=10)
+def test_retention_prunes_old_events_but_keeps_failed_timelines_longer(history_url):
+    history = _history(history_url, retention_hours=1, keep_failures_hours=10)
     now = time.time()
     old = now - 2 * 3600
     history.store([_event(1, 'ok', 'enqueued', old), _event(2, 'ok', 'complete', old, True),
@@ -147,8 +147,8 @@ def test_retention_prunes_old_events_but_keeps_failed_timelines_longer(tmp_path)
     assert history.prune(now + 11 * 3600) == 3
 
 
-def test_max_events_prunes_oldest_first(tmp_path):
-    history = _history(tmp_path, max_events=3)
+def test_max_events_prunes_oldest_first(history_url):
+    history = _history(history_url, max_events=3)
     now = time.time()
     history.store([_event(seq, 't%d' % seq, 'enqueued', now) for seq in range(1, 7)])
     history.prune(now)
@@ -156,16 +156,16 @@ def test_max_events_prunes_oldest_first(tmp_path):
     assert sum(history.overview(now=now)['totals'].values()) == 6
 
 
-def test_an_overlapping_replay_is_stored_once(tmp_path):
-    history = _history(tmp_path)
+def test_an_overlapping_replay_is_stored_once(history_url):
+    history = _history(history_url)
     now = time.time()
     assert history.store([_event(1, 'a', 'enqueued', now), _event(2, 'a', 'executing', now)]) == 2
     assert history.store([_event(2, 'a', 'executing', now), _event(3, 'a', 'complete', now)]) == 1
     assert [e['seq'] for e in history.timeline('a')['events']] == [1, 2, 3]
 
 
-def test_a_life_reopened_within_one_batch_ages_from_its_own_start(tmp_path):
-    history = _history(tmp_path)
+def test_a_life_reopened_within_one_batch_ages_from_its_own_start(history_url):
+    history = _history(history_url)
     now = time.time()
     history.store([_event(1, 'a', 'enqueued', now - 100)])
     history.store([_event(2, 'a', 'interrupted', now - 50, True),
@@ -173,3 +173,24 @@ def test_a_life_reopened_within_one_batch_ages_from_its_own_start(tmp_path):
     [row] = history.inflight(now=now)
     assert row['task_id'] == 'a' and round(row['age']) == 10
     assert history.timeline('a')['lives'] == 2
+
+
+def test_two_dashboards_sharing_a_redis_history_store_each_event_once(
+        redis_server, start_broker, pusher):
+    redis_server.flushall()
+    broker = start_broker()
+    first, second = History(redis_server.url), History(redis_server.url)
+    recorders = [_recorder(first, broker), _recorder(second, broker)]
+    push = pusher(broker)
+    tasks = [str(uuid.uuid4()) for _ in range(20)]
+    for task_id in tasks:
+        _life(push, task_id)
+    _stored(first, 60)
+    wait_until(lambda: sum(r.stored for r in recorders) >= 60, timeout=15,
+               message='both recorders to have passed every event')
+    for recorder in recorders:
+        recorder.stop()
+    assert sum(r.stored for r in recorders) == 60
+    assert sorted(e['seq'] for e in second.search_events(limit=1000)) == list(range(1, 61))
+    assert all(len(second.timeline(t)['events']) == 3 for t in tasks)
+    assert second.overview()['totals'] == {'enqueued': 20, 'executing': 20, 'complete': 20}

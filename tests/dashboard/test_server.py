@@ -26,8 +26,8 @@ def dashboards(tmp_path):
     """``dashboards(broker, *args)``: dashboard processes stopped at the end."""
     made: list[DashboardProcess] = []
 
-    def make(broker, *args) -> DashboardProcess:
-        made.append(DashboardProcess(tmp_path, broker, *args))
+    def make(broker, *args, history=None) -> DashboardProcess:
+        made.append(DashboardProcess(tmp_path, broker, *args, history=history))
         return made[-1]
 
     yield make
@@ -143,9 +143,9 @@ def test_the_stream_sends_overview_and_new_events(tmp_path, start_broker, pusher
 
 
 def test_a_killed_dashboard_restarts_losing_nothing_the_ring_held(
-        tmp_path, start_broker, pusher, dashboards):
+        history_url, start_broker, pusher, dashboards):
     broker = start_broker()
-    dash = dashboards(broker).start()
+    dash = dashboards(broker, history=history_url).start()
     push = pusher(broker)
     _life(push, str(uuid.uuid4()))
     dash.stored(3)
