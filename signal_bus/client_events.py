@@ -14,7 +14,7 @@ import logging
 from typing import Any, Iterator, Mapping
 
 from .exceptions import WireError
-from .wire import EventMessage, EventMeta, decode_body, topic_for
+from .wire import EventMessage, EventMeta, decode_body_frame, topic_for
 
 logger = logging.getLogger('signal_bus.subscriber')
 
@@ -102,7 +102,7 @@ class Event:
         data = self._map
         if data is None:
             try:
-                data = decode_body(self._body)
+                data = decode_body_frame(self._body)
             except WireError as exc:
                 logger.warning('event seq %s: undecodable body read as empty: %s',
                                getattr(self, 'seq', None), exc)

@@ -346,6 +346,16 @@ def decode_meta_fields(frame: bytes) -> tuple[int, int, int, bool]:
     return tuple(decode_meta(frame))  # type: ignore[return-value]
 
 
+def decode_body_frame(frame: bytes) -> dict[str, Any]:
+    """``decode_body`` in one step for a received ``bytes`` frame (a subscriber reading a
+    body lazily): the same map, or the same ``WireError``."""
+    try:
+        data = msgpack.unpackb(frame, strict_map_key=False)
+    except Exception:
+        return decode_body(frame)
+    return data if type(data) is dict else decode_body(frame)
+
+
 def is_map_frame(frame: bytes) -> bool:
     """Whether ``frame`` starts like a msgpack map (the cheap check a lazy reader makes)."""
     first = frame[0] if frame else 0
