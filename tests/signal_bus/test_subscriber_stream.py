@@ -147,3 +147,37 @@ def test_a_subscriber_whose_key_the_broker_refuses_logs_one_line_saying_so(tmp_p
         secure.close()
     refusals = [r for r in caplog.records if 'refused' in r.getMessage()]
     assert len(refusals) == 1 and 'subscriber' in refusals[0].getMessage()
+
+
+def test_malformed_messages_in_a_burst_are_counted_and_their_neighbours_delivered(subs):
+    """A publish socket speaking the wire by hand (no broker sends such frames) fills the
+    subscriber's queue with good events and bad messages mixed."""
+    import zmq
+    context = zmq.Context()
+    xpub = context.socket(zmq.XPUB)
+    xpub.setsockopt(zmq.LINGER, 0)
+    port = xpub.bind_to_random_port('tcp://127.0.0.1')
+    try:
+        sub = Subscriber('tcp://127.0.0.1:%d' % port, control='tcp://127.0.0.1:9')
+        subs.append(sub)
+        assert xpub.poll(10_000)  # the subscription
+        xpub.recv()
+        xpub.send_multipart(wire.encode_heartbeat(7, 0, {}, time.time()))
+        sub.wait_connected(10)
+        topic = wire.topic_for('complete', 'app.tasks.add')
+
+        def event(seq: int, meta: bytes | None = None, body: bytes | None = None) -> None:
+            xpub.send_multipart([topic, meta or wire.encode_meta_fields(seq, seq, 7),
+                                 body or wire.encode_body({'task_id': 't%d' % seq})])
+        event(1)
+        event(2, meta=msgpack.packb({'seq': 'two', 'sseq': 2, 'epoch': 7}))
+        event(2, body=msgpack.packb(['not', 'a', 'map']))
+        xpub.send_multipart([b'_future', msgpack.packb({'anything': 1})])
+        xpub.send_multipart([topic, b'x', b'y', b'z'])
+        event(2)
+        events = take(sub, 2)
+    finally:
+        xpub.close(0)
+        context.term()
+    assert [(e.seq, e.id) for e in events] == [(1, 't1'), (2, 't2')]
+    assert sub.stats()['malformed'] == 3 and sub.stats()['lost'] == 0
