@@ -14,6 +14,8 @@ and a timeline answer with 1,000,000 stored events, and whether memory grows wit
 (c) ``queries``: with the history filled to ``--events`` (default 1,000,000), the median and
     worst of 20 calls of ``overview()`` and of ``timeline(id)``.
 (d) ``memory``: this process's resident memory after 200,000 and after ``--events`` stored.
+(e) ``redis``: (a) against the Redis history (a private ``redis-server``), for
+    ``--redis-events`` events (default 200,000), and (c) at that size.
 
     python scripts/bench/history_bench.py [--events 1000000] [--bus-events 300000]
 """
@@ -34,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
     __file__)))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import free_port, log, rss_kib, wait_for  # noqa: E402
+from common import RedisProcess, free_port, log, rss_kib, wait_for  # noqa: E402
 
 from signal_bus.dashboard.recorder import HistoryRecorder, RecorderConfig  # noqa: E402
 from signal_bus.event import build_body  # noqa: E402
@@ -164,7 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--events', type=int, default=1_000_000)
     parser.add_argument('--bus-events', type=int, default=300_000)
+    parser.add_argument('--redis-events', type=int, default=200_000)
     args = parser.parse_args(argv)
+    log('redis: filling a Redis history with %d events', args.redis_events)
+    server = RedisProcess()
+    try:
+        redis_history = History(server.url)
+        redis_rate = fill(redis_history, args.redis_events, {})
+        redis_queries = time_queries(redis_history, str(uuid.UUID(int=args.redis_events // 6)))
+    finally:
+        server.close()
     with tempfile.TemporaryDirectory(prefix='history-bench-') as folder:
         log('bus: %d events through a broker into the history', args.bus_events)
         bus = bus_rates(folder, args.bus_events)
@@ -181,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, (median, worst) in queries.items():
         print('%s with %d stored events: median %.1f ms, worst %.1f ms'
               % (name, args.events, median, worst))
+    print('Redis history store: %.0f events/s; with %d events overview median %.1f ms, '
+          'timeline median %.1f ms' % (redis_rate, args.redis_events,
+                                       redis_queries['overview'][0],
+                                       redis_queries['timeline'][0]))
     print('resident memory: %d MiB at 200,000 events, %d MiB at %d (file %.0f MiB)'
           % (marks[200_000] // 1024, marks[args.events] // 1024, args.events, size))
     return 0

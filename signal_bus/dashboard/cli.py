@@ -111,7 +111,7 @@ async def _serve(config: DashboardConfig, history: History, err: TextIO) -> int:
     try:
         site = web.TCPSite(runner, config.host, config.port)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked
+        port = runner.addresses[0][1]  # the real port when 0 was asked
         print('signal-dashboard: serving http://%s:%d/ (history %s)'
               % (config.host, port, config.history), file=err, flush=True)
         await _until_signalled()
