@@ -182,12 +182,15 @@ class Subscriber:
     def wait_connected(self, timeout: float = 10.0) -> None:
         """Return once the broker has answered the subscription with a heartbeat.
 
-        Events that arrive meanwhile are kept for delivery. Raises ``TimeoutError``
-        when no heartbeat comes within ``timeout`` seconds.
+        Events that arrive meanwhile are kept for delivery; silence and loss handlers
+        run for what precedes them. Raises ``TimeoutError`` when no heartbeat comes
+        within ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
         with self._using():
             while not self._connected:
+                while self._ready and type(self._ready[0]) is _Notice:
+                    self._notify(self._ready.popleft())  # type: ignore[arg-type]
                 remaining = deadline - time.monotonic()
                 if self._closing.is_set():
                     raise BusError('the subscriber was closed before it connected')

@@ -275,3 +275,13 @@ def test_wait_exits_0_when_a_task_reenqueued_by_the_interrupted_handler_complete
     assert status == 0, err + run.logs()
     assert [(e['signal'], e['final']) for e in seen] == [
         ('interrupted', True), ('enqueued', False), ('executing', False), ('complete', True)]
+
+
+def test_a_tail_still_waiting_for_its_first_broker_says_so_after_3_seconds():
+    from helpers import free_port
+    err = io.StringIO()
+    argv = ['--connect', 'tcp://127.0.0.1:%d' % free_port(), '--wait', 'x', '--timeout', '5']
+    assert main(argv, io.StringIO(), err) == 4
+    lines = err.getvalue().splitlines()
+    assert [line for line in lines if 'no heartbeat from the broker' in line] == [lines[0]]
+    assert 'never heard a broker' in lines[1]
