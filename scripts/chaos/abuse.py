@@ -164,7 +164,7 @@ def _attack(name: str, attack: Any, endpoints: Endpoints, scale: Scale, rng: ran
     sampler.take_peak()
     started = time.monotonic()
     try:
-        row.what = attack(endpoints, scale, rng)
+        row.what = attack(endpoints, scale, rng, lambda: broker.stats(2.0))
     except Exception as exc:  # the attacker's failure is reported, the phase goes on
         row.what = 'attacker failed: %s: %s' % (type(exc).__name__, exc)
     stats = broker.stats(5.0)

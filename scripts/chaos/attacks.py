@@ -1,6 +1,7 @@
 """Abusive clients for the broker (issue 10 item 2 at bounded scale, fuzzed control
-requests, connection churn). Each attack is a function ``attack(endpoints, scale, rng)``
-that returns a short description of what it did; it cleans up its own sockets.
+requests, connection churn). Each attack is a function ``attack(endpoints, scale, rng,
+stats)`` (``stats()`` the broker's stats answer or ``None``) that returns a short
+description of what it did; it cleans up its own sockets.
 
 Every attacker speaks the wire format (or fuzzes it), so SPEC §7 "Resource ceilings"
 says none of them may make the broker exit, stall or grow past its ceiling.
@@ -17,6 +18,10 @@ import msgpack
 import zmq
 
 from signal_bus import wire
+
+from .procs import wait_for
+
+Stats = Callable[[], 'dict[str, Any] | None']
 
 
 @dataclass(frozen=True)
@@ -69,17 +74,23 @@ class RawPublisher:
         self.sock.close(linger=5000)
 
 
-def slow_subscribers(ep: Endpoints, scale: Scale, rng: random.Random) -> str:
+def _subscriptions(stats: Stats) -> int:
+    """The broker's count of subscriptions (0 when it does not answer)."""
+    return int((stats() or {}).get('subscriptions', 0))
+
+
+def slow_subscribers(ep: Endpoints, scale: Scale, rng: random.Random, stats: Stats) -> str:
     """Subscribers that never read while events flow, then close (item 2a)."""
     context = zmq.Context()
     subs = []
+    before = _subscriptions(stats)
     try:
         for _ in range(scale.slow_subscribers):
             sock = context.socket(zmq.SUB)
             sock.subscribe(b'')
             sock.connect(ep.publish)
             subs.append(sock)
-        time.sleep(0.5)  # let the subscriptions reach the broker (not a synchronisation)
+        wait_for(lambda: _subscriptions(stats) >= before + len(subs), 10.0, 0.1)
         pub = RawPublisher(context, ep.ingest)
         pad = rng.randbytes(450)
         for index in range(scale.slow_events):
@@ -93,22 +104,24 @@ def slow_subscribers(ep: Endpoints, scale: Scale, rng: random.Random) -> str:
         scale.slow_subscribers, scale.slow_events)
 
 
-def subscription_flood(ep: Endpoints, scale: Scale, rng: random.Random) -> str:
+def subscription_flood(ep: Endpoints, scale: Scale, rng: random.Random, stats: Stats) -> str:
     """One connection sending many distinct subscriptions of ~1,000 bytes (item 2b)."""
     context = zmq.Context()
     sock = context.socket(zmq.SUB)
+    before = _subscriptions(stats)
     try:
         sock.connect(ep.publish)
         for index in range(scale.subscriptions):
             sock.subscribe(b'%08d' % index + rng.randbytes(992))
-        time.sleep(1.0)  # the subscriptions leave asynchronously
+        # Until the broker has them all, or has stopped taking them (a cap may refuse).
+        wait_for(lambda: _subscriptions(stats) >= before + scale.subscriptions, 20.0, 0.2)
     finally:
         sock.close(linger=0)
         context.term()
     return '%d distinct subscriptions of 1,000 bytes on one connection' % scale.subscriptions
 
 
-def large_events(ep: Endpoints, scale: Scale, rng: random.Random) -> str:
+def large_events(ep: Endpoints, scale: Scale, rng: random.Random, stats: Stats) -> str:
     """Events just under the size limit, enough to fill a count-bounded ring (item 2c)."""
     context = zmq.Context()
     try:
@@ -122,7 +135,7 @@ def large_events(ep: Endpoints, scale: Scale, rng: random.Random) -> str:
     return '%d events of %d KB' % (scale.large_events, scale.large_event_bytes // 1024)
 
 
-def replay_hoarders(ep: Endpoints, scale: Scale, rng: random.Random) -> str:
+def replay_hoarders(ep: Endpoints, scale: Scale, rng: random.Random, stats: Stats) -> str:
     """Control clients asking for whole replay pages without reading them (item 2d)."""
     context = zmq.Context()
     socks = []
@@ -139,7 +152,9 @@ def replay_hoarders(ep: Endpoints, scale: Scale, rng: random.Random) -> str:
                     sock.send(request)
                 except zmq.Again:
                     pass
-        time.sleep(1.0)  # the broker answers into queues nobody reads
+        # The hoarders stay connected, unread, while the broker serves them and another
+        # client: it must still answer that one.
+        wait_for(lambda: stats() is not None, 10.0, 0.1)
     finally:
         for sock in socks:
             sock.close(linger=0)
@@ -168,7 +183,7 @@ def _fuzzed_request(rng: random.Random) -> list[bytes]:
     return frames
 
 
-def control_fuzz(ep: Endpoints, scale: Scale, rng: random.Random) -> str:
+def control_fuzz(ep: Endpoints, scale: Scale, rng: random.Random, stats: Stats) -> str:
     """Fuzzed control requests from one client, reading what comes back."""
     context = zmq.Context()
     sock = context.socket(zmq.DEALER)
@@ -190,7 +205,7 @@ def control_fuzz(ep: Endpoints, scale: Scale, rng: random.Random) -> str:
     return '%d fuzzed control requests, %d replies' % (scale.fuzz_requests, replies)
 
 
-def churn(ep: Endpoints, scale: Scale, rng: random.Random) -> str:
+def churn(ep: Endpoints, scale: Scale, rng: random.Random, stats: Stats) -> str:
     """Sockets that connect and go away at once, of every kind the broker serves."""
     context = zmq.Context()
     kinds = [(zmq.SUB, ep.publish), (zmq.DEALER, ep.control), (zmq.PUSH, ep.ingest)]
@@ -210,7 +225,7 @@ def churn(ep: Endpoints, scale: Scale, rng: random.Random) -> str:
 
 
 #: The attacks in the order the phase runs them.
-ATTACKS: dict[str, Callable[[Endpoints, Scale, random.Random], str]] = {
+ATTACKS: dict[str, Callable[[Endpoints, Scale, random.Random, Stats], str]] = {
     'slow-subscribers': slow_subscribers,
     'subscription-flood': subscription_flood,
     'large-events': large_events,
