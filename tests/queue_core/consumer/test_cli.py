@@ -185,3 +185,18 @@ def test_a_bad_bus_endpoint_exits_2_before_anything_starts(tmp_path, monkeypatch
     finally:
         sys.modules.pop('bus_app_for_cli', None)
     assert message in capsys.readouterr().err
+
+
+def test_simple_log_format_is_time_and_message(tmp_path):
+    import logging
+
+    from queue_core.cli import setup_logging
+    log = tmp_path / 'consumer.log'
+    handler = setup_logging(build_parser().parse_args(['app.q', '-S', '-l', str(log)]))
+    try:
+        logging.getLogger('queue_core.consumer').info('hello from -S')
+    finally:
+        logging.getLogger('queue_core').removeHandler(handler)
+        handler.close()
+    line = log.read_text().strip()
+    assert line.endswith(' hello from -S') and len(line.split(' ')[0]) == len('04:10:00')
