@@ -23,7 +23,7 @@ def take(sub: Subscriber, count: int, timeout: float = 20.0) -> list[Event]:
         if event is not None:
             events.append(event)
         return len(events) >= count
-    wait_until(more, timeout=timeout, message='%d events' % count)
+    wait_until(more, timeout=timeout, interval=0, message='%d events' % count)
     return events
 
 
