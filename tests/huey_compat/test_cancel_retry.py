@@ -153,3 +153,29 @@ def test_rate_limit_accepts_huey_limits_and_refuses_nonsense(huey):
     for limit, per in ((-1, 1), (1, 0), ('x', 1)):
         with pytest.raises(ValueError):
             huey.rate_limit('bad', limit, per)
+
+
+def test_chord_gets_error_for_a_member_canceled_inside_and_skipped_for_a_hook_cancel(huey):
+    from queue_core.huey import SKIPPED, Error, chord
+
+    @huey.pre_execute()
+    def veto(task):
+        if task.args == ('veto',):
+            raise CancelExecution()
+
+    @huey.task()
+    def member(mode):
+        if mode == 'cancel':
+            raise CancelExecution('inside')
+        return mode
+
+    @huey.task()
+    def collect(values):
+        return [v if isinstance(v, str) else 'error' if isinstance(v, Error)
+                else 'skipped' if v is SKIPPED else repr(v) for v in values]
+
+    handle = huey.enqueue(chord([member.s('ok'), member.s('cancel'), member.s('veto')],
+                                collect))
+    while huey.pending_count():
+        execute_next(huey)
+    assert handle() == ['ok', 'error', 'skipped']
