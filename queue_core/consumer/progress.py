@@ -50,7 +50,13 @@ class Progress:
 
     def __init__(self, owner: str) -> None:
         self.path = progress_path(owner)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A fresh file of our own: never follow a link planted at the (shared) path.
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0)
+        try:
+            fd = os.open(self.path, flags, 0o600)
+        except FileExistsError:  # left by a process that had this pid and suffix
+            os.unlink(self.path)
+            fd = os.open(self.path, flags, 0o600)
         try:
             os.ftruncate(fd, SIZE)
             self._map = mmap.mmap(fd, SIZE)
