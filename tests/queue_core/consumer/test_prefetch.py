@@ -78,3 +78,33 @@ def test_a_stopping_worker_hands_back_unstarted_tasks_in_order_without_a_signal(
     assert [t.id for t in q.pending()] == [h.id for h in rest] + [later.id]
     assert q.in_flight() == []
     assert [sig for sig, task_id in seen if task_id != slow.id] == ['enqueued'] * 4
+
+
+def test_a_dead_workers_records_are_sorted_by_what_its_progress_file_says():
+    from queue_core.consumer.progress import Progress, forget, progress_path, read_position
+    from queue_core.consumer.recovery import sort_by_progress
+    from queue_core.storage.base import InFlight, new_tokens
+
+    owner = 'host:1:progress-test'
+    records = [InFlight(token, owner, 0.0, b'') for token in new_tokens(4)]
+    a, b = records[0].token, records[1].token
+    progress = Progress(owner)
+    try:
+        assert read_position(owner).state == 0  # nothing started yet: none ran
+        assert sort_by_progress(records, read_position(owner)) == ([], [], records)
+        progress.started(a)
+        progress.finished(a)
+        progress.started(b)
+        assert sort_by_progress(reversed(records), read_position(owner)) == (
+            records[:1], records[1:2], records[2:])
+        progress.finished(b)
+        assert sort_by_progress(records, read_position(owner)) == (
+            records[:2], [], records[2:])
+        with open(progress_path(owner), 'r+b') as handle:  # killed in mid-write
+            handle.write(b'\x01')
+        assert read_position(owner) is None
+        assert sort_by_progress(records, None) == ([], records, [])  # all count as started
+    finally:
+        progress.remove()
+        forget(owner)
+    assert read_position(owner) is None
