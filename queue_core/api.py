@@ -229,13 +229,22 @@ class TaskQueue:
         self.add_signal_sink(publisher)
         return publisher
 
-    def coalesce_signals(self) -> None:
+    def coalesce_signals(self, deferred: bool = False) -> None:
         """Ask the sinks that can (a bus publisher) to batch this thread's events; the
-        caller then calls ``flush_signal_sinks()`` before it blocks waiting for work."""
+        caller then calls ``flush_signal_sinks()`` before it blocks waiting for work, and
+        with ``deferred`` also at ``signal_sinks_deadline()`` while a task's code runs."""
         for sink in tuple(self._sinks):
             coalesce = getattr(sink, 'coalesce', None)
             if coalesce is not None:
-                coalesce()  # a publisher's never raises
+                coalesce(deferred)  # a publisher's never raises
+
+    def signal_sinks_deadline(self) -> float | None:
+        """The earliest time (``time.monotonic``) a sink wants ``flush_signal_sinks()``
+        called for this thread, or None."""
+        due = [deadline() for deadline in (getattr(sink, 'deadline', None)
+                                           for sink in tuple(self._sinks))
+               if deadline is not None]
+        return min((d for d in due if d is not None), default=None)
 
     def flush_signal_sinks(self) -> None:
         """Send at once what any sink holds for this thread (a coalescing publisher)."""

@@ -58,9 +58,10 @@ class _Channel:
     and sends up to ``wire.MAX_BATCH_EVENTS`` of them as one ingest message, once its
     broker has said it takes batches. An event waits at most ``COALESCE_SECONDS``, checked
     at each publish; besides, the batch goes at once with an ``executing`` event (the
-    task's own code runs next), with any event published while a task runs (that code
-    may run long), and at ``flush()``, which the worker calls before it blocks waiting
-    for work, and at close.
+    task's own code runs next) unless the caller arms a timer for ``deadline()`` instead
+    (``coalesce(deferred=True)``: a worker process's alarm), with any event published
+    while a task runs (that code may run long), and at ``flush()``, which the worker
+    calls before it blocks waiting for work, and at close.
     """
 
     def __init__(self, context: zmq.Context, config: BusConfig) -> None:
@@ -78,6 +79,8 @@ class _Channel:
         self.pending: list[bytes] = []
         self.pending_since = 0.0
         self.running: str | None = None
+        self.deferred = False
+        self.busy = False
         self.probe: BatchProbe | None = None
         self.packer = msgpack.Packer(use_bin_type=True, default=event_module.plain_default).pack
         sock = context.socket(zmq.PUSH)
@@ -88,10 +91,17 @@ class _Channel:
         self.sock = sock
         self.context = context
 
-    def coalesce(self) -> None:
-        """Gather events into batches from now on, once the broker announces them."""
+    def coalesce(self, deferred: bool = False) -> None:
+        """Gather events into batches from now on, once the broker announces them;
+        ``deferred`` (it stays once asked): an ``executing`` event does not send the batch,
+        the caller arms a timer for ``deadline()`` instead."""
+        self.deferred = self.deferred or deferred
         if self.probe is None and not self.batching:
             self.probe = BatchProbe(self.context, self.config)
+
+    def deadline(self) -> float | None:
+        """When the oldest gathered event is due to leave (``time.monotonic``), or None."""
+        return self.pending_since + COALESCE_SECONDS if self.pending else None
 
     def encode_body(self, body: dict[str, Any]) -> bytes:
         """The body map as plain msgpack (this channel's packer; ``event.encode_body`` for
@@ -112,7 +122,11 @@ class _Channel:
         if self.probe is not None:
             self._check_probe()
         if self.batching:
-            self._gather(signal, task_id, header, body)
+            self.busy = True  # a flush from a signal handler must not cut into this
+            try:
+                self._gather(signal, task_id, header, body)
+            finally:
+                self.busy = False
             return
         if self.retry is not None and self._queue(*self.retry, _NOBLOCK):
             self.retry = None
@@ -128,7 +142,8 @@ class _Channel:
         pending.append(body)
         if signal == SIGNAL_EXECUTING:
             self.running = task_id
-            self.flush()
+            if not self.deferred:
+                self.flush()
         elif self.running is not None and task_id != self.running:
             self.flush()
         else:
@@ -311,26 +326,40 @@ class Publisher:
         """The signal-sink form of ``publish``."""
         self.publish(signal, task, exc, source)
 
-    def coalesce(self) -> None:
+    def coalesce(self, deferred: bool = False) -> None:
         """Let the calling thread's events travel in batches (a consumer's worker asks for
         this; it then calls ``flush()`` before it blocks waiting for work). Takes effect
-        once the broker announces batches; no event waits longer than 0.5 ms but while
-        the thread runs the queue's own code between two publishes."""
+        once the broker announces batches. No event waits longer than 0.5 ms, but while
+        the thread runs the queue's own code between two publishes; with ``deferred`` the
+        caller promises a timer that calls ``flush()`` at ``deadline()`` while a task's
+        own code runs (a worker process's alarm), so an ``executing`` event does not send
+        the batch at once."""
         try:
             if not self._closed:
-                self._channel().coalesce()
+                self._channel().coalesce(deferred)
         except Exception:
             self._count_error()
 
-    def flush(self) -> None:
-        """Send at once what the calling thread's channel has gathered; never raises."""
+    def deadline(self) -> float | None:
+        """When the calling thread's oldest gathered event is due (``time.monotonic``),
+        or None when it holds none."""
         channel = getattr(self._local, 'channel', None)
-        if channel is None or channel.pid != os.getpid() or channel.closed:
+        return None if channel is None or channel.closed else channel.deadline()
+
+    def flush(self) -> None:
+        """Send at once what the calling thread's channel has gathered; never raises.
+        Safe to call from a signal handler: it does nothing while the interrupted code
+        is itself in the middle of a publish or flush (which sends soon anyway)."""
+        channel = getattr(self._local, 'channel', None)
+        if channel is None or channel.closed or channel.busy:
             return
+        channel.busy = True
         try:
             channel.flush()
         except Exception:
             self._count_error()
+        finally:
+            channel.busy = False
 
     def _count_error(self) -> None:
         channel = getattr(self._local, 'channel', None)

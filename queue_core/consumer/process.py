@@ -5,6 +5,8 @@ Signals in a worker process:
 - SIGTERM: immediate; the running task is interrupted with ``KeyboardInterrupt`` (the
   queue reports INTERRUPTED) and nothing new starts.
 - SIGALRM: armed for the task's ``timeout``; raises ``TaskTimeout`` in the task (TIMEOUT).
+  While the task runs it also sends the bus events the worker's publisher gathered once
+  the oldest is 0.5 ms old, so that batching never holds an event back for a long task.
 - SIGHUP: ignored (the supervisor restarts workers by sending them SIGINT).
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -24,6 +27,8 @@ from .worker import Worker
 logger = logging.getLogger('queue_core.consumer')
 
 _HOOK_NAME = 'queue_core.consumer.interruptible'
+#: The shortest alarm armed (setitimer takes 0 as "off"), and the tolerance for early ones.
+_MIN_ALARM = 1e-4
 #: Signals a worker process handles itself; blocked in the parent across the fork.
 WORKER_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
@@ -66,6 +71,8 @@ class ProcessGuard:
         self._raised = False
         self._reported = False
         self._timed_out = False
+        self._timeout_at: float | None = None
+        self._flush_at: float | None = None
 
     def install(self) -> None:
         """Install the signal handlers, hooks and the INTERRUPTED observer."""
@@ -73,6 +80,7 @@ class ProcessGuard:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.signal(signal.SIGALRM, self._on_sigalrm)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self.queue.coalesce_signals(deferred=True)  # this guard's alarm sends due events
         self.queue.pre_execute(name=_HOOK_NAME)(self._before_function)
         self.queue.post_execute(name=_HOOK_NAME)(self._after_function)
         self.queue.signal(SIGNAL_INTERRUPTED)(self._on_interrupted)
@@ -102,8 +110,17 @@ class ProcessGuard:
         if self.halt.is_set():
             self._interrupt()
         timeout = getattr(task, 'timeout', None)
-        if timeout:
-            signal.setitimer(signal.ITIMER_REAL, float(timeout))
+        now = time.monotonic()
+        self._timeout_at = now + float(timeout) if timeout else None
+        self._flush_at = self.queue.signal_sinks_deadline()
+        self._arm(now)
+
+    def _arm(self, now: float) -> None:
+        """One alarm for the nearer of the task's timeout and the bus events' deadline
+        (the events a coalescing publisher gathered must not wait for the task's end)."""
+        due = [at for at in (self._timeout_at, self._flush_at) if at is not None]
+        if due:
+            signal.setitimer(signal.ITIMER_REAL, max(min(due) - now, _MIN_ALARM))
 
     def _after_function(self, task: Any, value: Any, exc: Any) -> None:
         if self._task is not None and task.id == self._task.id:
@@ -111,6 +128,7 @@ class ProcessGuard:
 
     def _disarm(self) -> None:
         self._in_function = False
+        self._timeout_at = self._flush_at = None
         signal.setitimer(signal.ITIMER_REAL, 0)
 
     def _interrupt(self) -> None:
@@ -132,12 +150,20 @@ class ProcessGuard:
             self._interrupt()
 
     def _on_sigalrm(self, signum: int, frame: Any) -> None:
-        if self._in_function and not self._raised:
-            self._raised = self._timed_out = True
-            self._in_function = False
-            timeout = getattr(self._task, 'timeout', None)
-            raise TaskTimeout('task %s exceeded its timeout of %ss'
-                              % (getattr(self._task, 'id', '?'), timeout))
+        if not self._in_function or self._raised:
+            return
+        now = time.monotonic()
+        if self._flush_at is not None and now >= self._flush_at - _MIN_ALARM:
+            self._flush_at = None
+            self.queue.flush_signal_sinks()
+        if self._timeout_at is None or now < self._timeout_at - _MIN_ALARM:
+            self._arm(now)
+            return
+        self._raised = self._timed_out = True
+        self._in_function = False
+        timeout = getattr(self._task, 'timeout', None)
+        raise TaskTimeout('task %s exceeded its timeout of %ss'
+                          % (getattr(self._task, 'id', '?'), timeout))
 
 
 def run_worker_process(queue: Any, config: ConsumerConfig, owner: str, supervisor_pid: int,
