@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from common import Child, free_port, rss_kib, wait_for
+from common import Child, consecutive_free_ports, free_port, rss_kib, wait_for
 
 _BROKER = 'import sys; from signal_bus.broker_cli import main; sys.exit(main())'
 
@@ -25,7 +25,9 @@ class BrokerProcess:
     """``signal-broker`` on three free loopback ports."""
 
     def __init__(self, ring: int | None = None) -> None:
-        ports = [free_port() for _ in range(3)]
+        # Consecutive, as the default layout: a consumer given only --bus INGEST finds the
+        # control socket (for the batch probe) on the ingest port + 2.
+        ports = consecutive_free_ports(3)
         self.ingest, self.publish, self.control = ['tcp://127.0.0.1:%d' % p for p in ports]
         command = [sys.executable, '-c', _BROKER, '--ingest', self.ingest,
                    '--publish', self.publish, '--control', self.control, '-q']

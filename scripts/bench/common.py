@@ -39,6 +39,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def consecutive_free_ports(count: int, attempts: int = 50) -> list[int]:
+    """``count`` consecutive loopback ports that were free a moment ago (a broker's
+    default layout: ingest, publish, control on three ports in a row)."""
+    for _ in range(attempts):
+        first = free_port()
+        ports = list(range(first, first + count))
+        socks = []
+        try:
+            for port in ports:
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(('127.0.0.1', port))
+            return ports
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError('found no %d consecutive free ports' % count)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
              interval: float = 0.005) -> Any:
     """Poll ``predicate`` until it is truthy; raise ``TimeoutError`` naming ``what``."""
