@@ -58,6 +58,7 @@ class BrokerCounters:
     control_errors: int = 0
     internal_errors: int = 0
     consumer_meta: int = 0
+    ingest_messages: int = 0
     by_signal: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
@@ -238,6 +239,7 @@ class Broker:
                 frames = recv(_NOBLOCK)
             except zmq.Again:
                 return
+            self.counters.ingest_messages += 1
             try:
                 self._ingest(frames, publish)
             except Exception:  # a bug must cost one message, never the broker
@@ -437,6 +439,7 @@ class Broker:
             'held': self._sequencer.held, 'tasks_tracked': self._sequencer.tasks_tracked(),
             'publishers': len(self._publishers), 'subscriptions': self._subscriptions,
             'consumer_meta': counters.consumer_meta, 'batch': True,
+            'ingest_messages': counters.ingest_messages,
         }
 
 

@@ -29,6 +29,7 @@ def test_pairs_of_a_batch_and_of_later_batches_keep_publishing_order(raw_sub, pu
     assert [e.meta.seq for e in events] == [1, 2, 3, 4, 5]
     stats = control.stats()
     assert (stats['received'], stats['published'], stats['publisher_drops']) == (5, 5, 0)
+    assert stats['ingest_messages'] == 2
 
 
 def test_a_malformed_pair_is_dropped_and_counted_while_its_neighbours_are_delivered(
