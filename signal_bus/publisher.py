@@ -31,6 +31,7 @@ from . import event as event_module
 from . import wire
 from .config import DEFAULT_INGEST, BusConfig
 from .exceptions import BusConfigError, WireError
+from .handshake import watch_handshake
 from .keys import apply_client, client_keys
 
 logger = logging.getLogger('signal_bus.publisher')
@@ -87,6 +88,8 @@ class _Channel:
         sock.sndhwm = config.send_hwm
         sock.linger = 0
         apply_client(sock, config.curve)
+        if config.curve is not None:  # a refused key must not publish into nothing silently
+            watch_handshake(sock, config.ingest, 'publisher (pid %d)' % self.pid, logger)
         sock.connect(config.ingest)
         self.sock = sock
         self.context = context

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 from bus_helpers import ControlClient, FakeTask, RawSubscriber, body_of
+from helpers import wait_until
 
 from signal_bus import BusConfig, BusConfigError, Publisher
 from signal_bus.keys import client_keys, generate_keypair, load_public_key, main
@@ -84,3 +85,20 @@ def test_broker_refuses_authorized_keys_without_its_own_pair(tmp_path):
     from signal_bus import BrokerConfig
     with pytest.raises(BusConfigError):
         BrokerConfig(curve_authorized_keys=str(tmp_path))
+
+
+def test_a_publisher_whose_key_is_refused_logs_one_line_saying_so(curve, caplog):
+    broker = curve['broker']
+    intruder = Publisher(BusConfig(ingest=broker.endpoints.ingest, curve=curve['stranger']))
+    caplog.set_level('ERROR', logger='signal_bus.publisher')
+    for index in range(3):
+        intruder.publish('complete', FakeTask(id='forged-%d' % index, tseq=1))
+
+    def refusals():
+        return [r for r in caplog.records if 'handshake' in r.getMessage()
+                and 'refused' in r.getMessage()]
+
+    wait_until(refusals, message='a line saying the handshake was refused')
+    intruder.close()
+    lines = refusals()
+    assert len(lines) == 1 and "refused this client's key" in lines[0].getMessage()
