@@ -17,6 +17,9 @@ busy neighbour does not inflate; the ratios are taken round by round. Prints the
 (b)/(a) and (c)/(a), and with ``--profile`` a cProfile of (c).
 
     python scripts/bench/subscriber_bench.py [-n 100000] [--rounds 3] [--profile]
+
+``run(rounds, events)`` gives (c) as a ``Figure`` (issue 11's row, target 80,000/s) for
+``run_all.py``.
 """
 from __future__ import annotations
 
@@ -35,11 +38,15 @@ import zmq
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
 
+from common import Figure  # noqa: E402
+
 from signal_bus import wire  # noqa: E402
 from signal_bus.event import build_body, encode_body  # noqa: E402
 from signal_bus.subscriber import Subscriber  # noqa: E402
 
 EPOCH = 424242
+#: Issue 11's target for (c): events decoded and handed to one handler.
+TARGET = 80_000
 #: Long enough for loopback TCP to move every queued message into the SUB socket's queue.
 SETTLE_SECONDS = 1.0
 
@@ -189,6 +196,23 @@ def report(results: list[list[tuple]]) -> None:
                 statistics.median(rnd[index][0] / rnd[0][0] for rnd in results),
                 statistics.median(rnd[index][1] / rnd[0][1] for rnd in results))
         print(line, flush=True)
+
+
+def run(rounds: int = 3, events: int = 100_000) -> tuple[list[Figure], list[list[tuple]]]:
+    """For ``run_all``: (c) by wall clock against the bare loop, and the raw rounds."""
+    frames = event_frames(events)
+    feed = Feed()
+    try:
+        results = run_rounds(feed, frames, rounds)
+    finally:
+        feed.close()
+    bare = statistics.median(rnd[0][0] for rnd in results)
+    ours = statistics.median(rnd[2][0] for rnd in results)
+    cpu = statistics.median(rnd[2][1] for rnd in results)
+    return [Figure('7 subscriber', 'Subscriber, 1 handler, bodies decoded', 'events/s', ours,
+                   ref=bare, ratio=ours / bare, ratio_of='ours / bare loop',
+                   ref_label='bare recv_multipart loop', target='>= 80,000/s',
+                   met=ours >= TARGET, note='%.0f events/s by CPU time' % cpu)], results
 
 
 def main(argv: list[str] | None = None) -> int:
