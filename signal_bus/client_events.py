@@ -107,7 +107,7 @@ class Event:
                 logger.warning('event seq %s: undecodable body read as empty: %s',
                                getattr(self, 'seq', None), exc)
                 data = {}
-            self._map = data
+            self._map, self._body = data, b''  # keep one copy, not both
         return data
 
     def __getattr__(self, key: str) -> Any:
