@@ -15,9 +15,9 @@ from typing import Any, Callable, NamedTuple
 
 import msgpack
 import zmq
-from zmq.auth.thread import ThreadAuthenticator
 
 from . import wire
+from .admission import PUBLISH_ZAP_DOMAIN, ZAP_DOMAIN, Admission
 from .config import ZMQ_MAX_MESSAGE_BYTES, BrokerConfig
 from .exceptions import BusConfigError, WireError
 from .keys import apply_server, load_keypair
@@ -33,8 +33,18 @@ _TOPIC_CACHE = 10_000
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 _STOP_CHECK_MS = 50
-_CONTROL_HWM = 4 * wire.MAX_REPLAY_LIMIT
-ZAP_DOMAIN = 'signal-bus'
+#: A replay page holds at most this many bytes of events (and MAX_REPLAY_LIMIT events).
+MAX_PAGE_BYTES = 4 * 1024 * 1024
+#: Each control client's send queue holds one whole page: its events and its end.
+_CONTROL_HWM = wire.MAX_REPLAY_LIMIT + 2
+_CONTROL_BATCH = 100
+#: Larger reply bodies are sent without a copy: the queued message shares the ring's bytes.
+_ZERO_COPY_BYTES = 16 * 1024
+#: A longer subscription (1 byte of command + the prefix) drops its peer.
+MAX_SUBSCRIPTION_BYTES = 1024
+_SUBSCRIPTION_BATCH = 1000
+#: New subscriptions are welcomed by one heartbeat at most this often (seconds).
+_WELCOME_INTERVAL = 0.010
 
 
 class BrokerEndpoints(NamedTuple):
@@ -89,8 +99,12 @@ class Broker:
         self.counters = BrokerCounters()
         self._sequencer = Sequencer(self.config.hold_ms / 1000.0, self.config.max_tasks)
         self._publishers = PublisherTable(self.config.max_publishers)
-        self._ring: Ring[tuple[bytes, bytes, bytes]] = Ring(self.config.ring)
+        self._ring: Ring[tuple[bytes, bytes, bytes]] = Ring(self.config.ring,
+                                                            self.config.ring_bytes)
         self._subscriptions = 0
+        self._admission = Admission(self.config.max_subscribers)
+        self._welcome_at: float | None = None
+        self._last_beat = float('-inf')
         self._topics: dict[tuple[str, str], bytes] = {}
         self._pack_meta = msgpack.Packer().pack
 
@@ -146,34 +160,27 @@ class Broker:
     def _serve(self) -> None:
         self._reset_state()
         context = zmq.Context()
-        auth = None
+        admission = self._admission
         try:
-            auth = self._start_authenticator(context)
+            keys = self.config.curve_authorized_keys or None
+            if keys is not None and not os.path.isdir(keys):
+                raise BusConfigError('--curve-authorized-keys %s is not a directory of '
+                                     'client *.key files' % keys)
+            admission.start(context, keys)
             sockets = self._bind(context)
             try:
+                monitor = admission.watch(sockets.publish)
                 logger.info('signal broker epoch %d: ingest %s, publish %s, control %s',
                             self.epoch, *self._endpoints)
                 self._bound.set()
-                self._loop(sockets)
+                self._loop(sockets, monitor)
             finally:
                 for sock in sockets:
                     sock.close(linger=0)
         finally:
             self._endpoints = None
-            if auth is not None:
-                auth.stop()
+            admission.stop()
             context.term()
-
-    def _start_authenticator(self, context: zmq.Context) -> ThreadAuthenticator | None:
-        if not self.config.curve_authorized_keys:
-            return None
-        if not os.path.isdir(self.config.curve_authorized_keys):
-            raise BusConfigError('--curve-authorized-keys %s is not a directory of client '
-                                 '*.key files' % self.config.curve_authorized_keys)
-        auth = ThreadAuthenticator(context, log=logging.getLogger('signal_bus.broker.auth'))
-        auth.start()
-        auth.configure_curve(domain=ZAP_DOMAIN, location=self.config.curve_authorized_keys)
-        return auth
 
     def _bind(self, context: zmq.Context) -> _Sockets:
         keypair = (load_keypair(self.config.curve_secret_key)
@@ -184,9 +191,13 @@ class Broker:
             ingest.maxmsgsize = ZMQ_MAX_MESSAGE_BYTES
             publish = self._socket(context, zmq.XPUB, keypair, made)
             publish.setsockopt(zmq.XPUB_VERBOSE, 1)
-            publish.sndhwm = self.config.publish_hwm
+            publish.sndhwm = self.config.subscriber_hwm
+            publish.maxmsgsize = 1 + MAX_SUBSCRIPTION_BYTES
+            # Its own domain, always: NULL handshakes consult ZAP too (the subscriber cap).
+            publish.zap_domain = PUBLISH_ZAP_DOMAIN.encode()
             control = self._socket(context, zmq.ROUTER, keypair, made)
             control.sndhwm = _CONTROL_HWM
+            control.copy_threshold = _ZERO_COPY_BYTES
             control.maxmsgsize = 1024 * 1024
             for sock, endpoint in zip(made, (self.config.ingest, self.config.publish,
                                              self.config.control)):
@@ -211,25 +222,31 @@ class Broker:
 
     # -- the loop ------------------------------------------------------------------------
 
-    def _loop(self, sockets: _Sockets) -> None:
+    def _loop(self, sockets: _Sockets, monitor: zmq.Socket) -> None:
         poller = zmq.Poller()
-        for sock in sockets:
+        for sock in (*sockets, monitor):
             poller.register(sock, zmq.POLLIN)
         next_beat = self._clock()
         while not self._stop.is_set():
             now = self._clock()
             if now >= next_beat:
-                self._send_heartbeat(sockets.publish)
+                self._beat(sockets.publish, now)
                 next_beat = now + self.config.heartbeat_interval
+            elif self._welcome_at is not None and now >= self._welcome_at:
+                self._beat(sockets.publish, now)
             self._publish_all(sockets.publish, self._sequencer.expire(now))
-            timeout = min(next_beat, self._sequencer.next_deadline() or next_beat) - now
-            ready = dict(poller.poll(max(0, min(timeout * 1000, _STOP_CHECK_MS))))
+            due = min(next_beat, self._sequencer.next_deadline() or next_beat)
+            if self._welcome_at is not None:
+                due = min(due, self._welcome_at)
+            ready = dict(poller.poll(max(0, min((due - now) * 1000, _STOP_CHECK_MS))))
             if sockets.ingest in ready:
                 self._drain_ingest(sockets)
             if sockets.publish in ready:
                 self._drain_subscriptions(sockets.publish)
             if sockets.control in ready:
                 self._drain_control(sockets.control)
+            if monitor in ready:
+                self._drain_monitor()
 
     def _drain_ingest(self, sockets: _Sockets) -> None:
         recv = sockets.ingest.recv_multipart
@@ -327,7 +344,7 @@ class Broker:
         else:
             meta = self._pack_meta({'seq': seq, 'sseq': sseq, 'epoch': self.epoch})
         body = event.body
-        ring.append(seq, (topic, meta, body))
+        ring.append(seq, (topic, meta, body), len(topic) + len(meta) + len(body))
         try:
             publish.send(topic, _NOBLOCK_MORE)
             publish.send(meta, _NOBLOCK_MORE)
@@ -366,22 +383,45 @@ class Broker:
                                                   self.counters.by_signal, self._wall(),
                                                   batch=True))
 
+    def _beat(self, publish: zmq.Socket, now: float) -> None:
+        """A heartbeat: the one of every second, or the welcome of new subscriptions."""
+        self._welcome_at = None
+        self._last_beat = now
+        try:
+            self._send_heartbeat(publish)
+        except Exception:  # a bug must cost one heartbeat, never the broker
+            self.counters.internal_errors += 1
+            logger.exception('internal error while sending a heartbeat')
+
     def _drain_subscriptions(self, publish: zmq.Socket) -> None:
-        while True:
+        # However many subscriptions arrive, one welcome heartbeat per _WELCOME_INTERVAL.
+        for _ in range(_SUBSCRIPTION_BATCH):
             try:
                 message = publish.recv(_NOBLOCK)
+                if message[:1] == b'\x01':
+                    self._subscriptions += 1
+                    if self._welcome_at is None:
+                        self._welcome_at = max(self._clock(),
+                                               self._last_beat + _WELCOME_INTERVAL)
+                elif message[:1] == b'\x00':
+                    self._subscriptions -= 1
             except zmq.Again:
                 return
-            if message[:1] == b'\x01':
-                self._subscriptions += 1
-                self._send_heartbeat(publish)
-            elif message[:1] == b'\x00':
-                self._subscriptions -= 1
+            except Exception:  # a bug must cost one subscription message, never the broker
+                self.counters.internal_errors += 1
+                logger.exception('internal error while reading a subscription')
+
+    def _drain_monitor(self) -> None:
+        try:
+            self._admission.drain_monitor()
+        except Exception:  # a bug must cost one count, never the broker
+            self.counters.internal_errors += 1
+            logger.exception('internal error while reading the publish socket monitor')
 
     # -- control -------------------------------------------------------------------------
 
     def _drain_control(self, control: zmq.Socket) -> None:
-        while True:
+        for _ in range(_CONTROL_BATCH):
             try:
                 frames = control.recv_multipart(_NOBLOCK)
             except zmq.Again:
@@ -396,8 +436,20 @@ class Broker:
                 logger.exception('internal error while answering a control request')
                 replies = [wire.encode_error_reply('internal error: %s' % (exc,))]
             for reply in replies:
-                if not self._send(control, envelope + reply):
+                if not self._send_reply(control, envelope, reply):
                     break
+
+    @staticmethod
+    def _send_reply(control: zmq.Socket, envelope: list[bytes], reply: list[bytes]) -> bool:
+        frames = envelope + reply
+        last = frames[-1]
+        try:
+            for frame in frames[:-1]:
+                control.send(frame, _NOBLOCK_MORE)
+            control.send(last, _NOBLOCK, copy=len(last) < _ZERO_COPY_BYTES)
+            return True
+        except zmq.Again:
+            return False
 
     def _answer(self, frame: bytes) -> list[list[bytes]]:
         if len(frame) > wire.MAX_REQUEST_BYTES:
@@ -411,7 +463,8 @@ class Broker:
             return [wire.encode_error_reply(str(exc))]
         if request == wire.OP_STATS:
             return [wire.encode_stats_reply(self.stats())]
-        page = self._ring.page(request.from_seq, request.to_seq, request.limit)
+        page = self._ring.page(request.from_seq, request.to_seq, request.limit,
+                               MAX_PAGE_BYTES)
         replies = [wire.encode_replay_event(*entry) for entry in page.entries]
         replies.append(wire.encode_replay_end(
             request.from_seq, page.next_seq, page.missing, to=page.to_seq,
@@ -436,6 +489,9 @@ class Broker:
             'by_signal': dict(counters.by_signal),
             'last_seq': self._ring.last_seq, 'ring_first_seq': self._ring.first_seq,
             'ring_size': self._ring.size, 'ring_capacity': self._ring.capacity,
+            'ring_bytes': self._ring.bytes, 'ring_bytes_capacity': self.config.ring_bytes,
+            'subscribers': self._admission.subscribers,
+            'subscribers_refused': self._admission.refused,
             'held': self._sequencer.held, 'tasks_tracked': self._sequencer.tasks_tracked(),
             'publishers': len(self._publishers), 'subscriptions': self._subscriptions,
             'consumer_meta': counters.consumer_meta, 'batch': True,

@@ -16,7 +16,8 @@ import zmq
 from .broker import Broker
 from queue_core.argtypes import non_negative_float, positive_int
 from .config import (DEFAULT_CONTROL, DEFAULT_HOLD_MS, DEFAULT_INGEST, DEFAULT_MAX_EVENT_BYTES,
-                     DEFAULT_PUBLISH, DEFAULT_RING, BrokerConfig)
+                     DEFAULT_MAX_SUBSCRIBERS, DEFAULT_PUBLISH, DEFAULT_RING,
+                     DEFAULT_RING_BYTES, DEFAULT_SUBSCRIBER_HWM, BrokerConfig)
 from .exceptions import BusConfigError
 
 logger = logging.getLogger('signal_bus.broker')
@@ -36,12 +37,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help='ROUTER endpoint for replay and stats (default %(default)s)')
     parser.add_argument('--ring', type=positive_int, default=DEFAULT_RING, metavar='N',
                         help='events kept for replay (default %(default)s)')
+    parser.add_argument('--ring-bytes', type=positive_int, default=DEFAULT_RING_BYTES,
+                        metavar='B', help='bytes of events kept for replay, oldest evicted '
+                                          'first (default %(default)s)')
     parser.add_argument('--hold-ms', type=non_negative_float, default=DEFAULT_HOLD_MS,
                         metavar='MS', help='longest hold-back of an early event '
                                            '(default %(default)s)')
     parser.add_argument('--max-event-bytes', type=positive_int,
                         default=DEFAULT_MAX_EVENT_BYTES, metavar='N',
                         help='larger events (header + body) are dropped and counted '
+                             '(default %(default)s)')
+    parser.add_argument('--subscriber-hwm', type=positive_int,
+                        default=DEFAULT_SUBSCRIBER_HWM, metavar='N',
+                        help="each subscriber's send queue, in events; a slow subscriber "
+                             'loses what overflows and repairs it from the ring '
+                             '(default %(default)s)')
+    parser.add_argument('--max-subscribers', type=positive_int,
+                        default=DEFAULT_MAX_SUBSCRIBERS, metavar='N',
+                        help='connected subscribers; more are refused and counted '
                              '(default %(default)s)')
     parser.add_argument('--curve-secret-key', metavar='FILE',
                         help="the broker's key pair (NAME.key_secret): enables CURVE")
@@ -56,8 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> BrokerConfig:
     """The ``BrokerConfig`` the parsed arguments describe."""
     return BrokerConfig(ingest=args.ingest, publish=args.publish, control=args.control,
-                        ring=args.ring, hold_ms=args.hold_ms,
+                        ring=args.ring, ring_bytes=args.ring_bytes, hold_ms=args.hold_ms,
                         max_event_bytes=args.max_event_bytes,
+                        subscriber_hwm=args.subscriber_hwm,
+                        max_subscribers=args.max_subscribers,
                         curve_secret_key=args.curve_secret_key,
                         curve_authorized_keys=args.curve_authorized_keys)
 

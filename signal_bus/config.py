@@ -15,6 +15,9 @@ DEFAULT_INGEST = 'tcp://127.0.0.1:7557'
 DEFAULT_PUBLISH = 'tcp://127.0.0.1:7558'
 DEFAULT_CONTROL = 'tcp://127.0.0.1:7559'
 DEFAULT_RING = 100_000
+DEFAULT_RING_BYTES = 128 * 1024 * 1024
+DEFAULT_SUBSCRIBER_HWM = 1000
+DEFAULT_MAX_SUBSCRIBERS = 1000
 DEFAULT_HOLD_MS = 100
 DEFAULT_MAX_EVENT_BYTES = 256 * 1024
 #: ZeroMQ's own per-message cap on the broker's sockets: a last defence only.
@@ -119,13 +122,16 @@ class BrokerConfig:
     Endpoints may use a wildcard port (``tcp://127.0.0.1:*``); ``Broker.endpoints`` then
     tells which ports were bound. ``curve_secret_key`` is a ``.key_secret`` certificate
     file; with ``curve_authorized_keys`` (a directory of ``.key`` files) clients whose
-    public key is not listed are refused.
+    public key is not listed are refused. ``ring`` and ``ring_bytes`` bound the ring by
+    count and by bytes, ``subscriber_hwm`` each subscriber's send queue (messages), and
+    ``max_subscribers`` the connected subscribers (SPEC §7 "Resource ceilings").
     """
 
     ingest: str = DEFAULT_INGEST
     publish: str = DEFAULT_PUBLISH
     control: str = DEFAULT_CONTROL
     ring: int = DEFAULT_RING
+    ring_bytes: int = DEFAULT_RING_BYTES
     hold_ms: float = DEFAULT_HOLD_MS
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     curve_secret_key: str | None = None
@@ -133,13 +139,18 @@ class BrokerConfig:
     heartbeat_interval: float = 1.0
     max_tasks: int = 100_000
     max_publishers: int = 10_000
-    publish_hwm: int = 100_000
+    subscriber_hwm: int = DEFAULT_SUBSCRIBER_HWM
+    max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS
 
     def __post_init__(self) -> None:
         for what in ('ingest', 'publish', 'control'):
             check_endpoint(getattr(self, what), what)
         if self.ring < 1:
             raise BusConfigError('ring must hold at least 1 event, got %r' % (self.ring,))
+        for what in ('ring_bytes', 'subscriber_hwm', 'max_subscribers'):
+            if getattr(self, what) < 1:
+                raise BusConfigError('%s must be at least 1, got %r'
+                                     % (what, getattr(self, what)))
         if self.hold_ms < 0:
             raise BusConfigError('hold_ms must be >= 0, got %r' % (self.hold_ms,))
         if not 1 <= self.max_event_bytes <= ZMQ_MAX_MESSAGE_BYTES:

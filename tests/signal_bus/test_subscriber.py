@@ -353,7 +353,7 @@ def test_curve_subscriber_with_an_authorized_key_receives_events(tmp_path):
 
 def test_slow_handler_behind_a_tiny_queue_still_sees_every_event_in_order(make_sub):
     crowded = Bus()
-    crowded.config_options.update(publish_hwm=10)
+    crowded.config_options.update(subscriber_hwm=10)
     crowded.start()
     go, seqs = threading.Event(), []
     try:
