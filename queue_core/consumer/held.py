@@ -21,6 +21,11 @@ from .progress import Progress
 
 logger = logging.getLogger('queue_core.consumer')
 
+#: Seconds after its claim during which a task may trust the revocation count read with
+#: the claim (0: skip the revocation lookups); a task started later looks them up, so a
+#: revocation made while it waited in hand is seen.
+REVOCATIONS_FRESH = 0.01
+
 class HeldTasks:
     """Claimed tasks not started yet, in claim order; every change under one lock, so the
     watchdog never hands back a task the worker is starting."""
@@ -70,6 +75,8 @@ class HeldTasks:
             if self.progress is not None:
                 self.progress.started(token)
             self._running_since = time.monotonic()
+            if self._running_since - self._filled_at > REVOCATIONS_FRESH:
+                task.revocations_seen = None
             return task, token
 
     def finished(self, token: str) -> float:

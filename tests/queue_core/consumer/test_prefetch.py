@@ -3,10 +3,12 @@ and a stopping worker hands back what it never started, in order and without a s
 from __future__ import annotations
 
 import threading
+import time
 
 from helpers import wait_until
 from queue_core import TaskQueue
 from queue_core.consumer import ConsumerConfig
+from queue_core.consumer.held import REVOCATIONS_FRESH
 from queue_core.consumer.worker import Worker
 from queue_core.storage.memory import MemoryStorage
 
@@ -108,3 +110,27 @@ def test_a_dead_workers_records_are_sorted_by_what_its_progress_file_says():
         progress.remove()
         forget(owner)
     assert read_position(owner) is None
+
+
+def test_a_task_revoked_while_it_waits_in_a_workers_hand_does_not_run():
+    q, long, short, gate, started, seen = gated_queue()
+    slow = long()
+    victim = short(1)
+    worker = Worker(q, ConsumerConfig(prefetch=4, prefetch_hold=300.0, **FAST), 'host:1:c')
+    thread = start(worker)
+    try:
+        assert started.wait(10)
+        assert q.pending_count() == 0  # the victim is in the worker's hand
+        # Revoked once the count read with the claim is stale (REVOCATIONS_FRESH).
+        wait_until(lambda: time.monotonic() - worker._held._filled_at > REVOCATIONS_FRESH,
+                   10, message='the claim to age')
+        victim.revoke()
+        gate.set()
+        wait_until(lambda: ('revoked', victim.id) in seen, 10,
+                   message='the held task to be found revoked')
+    finally:
+        gate.set()
+        worker.stop.set()
+        thread.join(10)
+    assert slow.get() == 'long'
+    assert ('executing', victim.id) not in seen
