@@ -75,6 +75,13 @@ class Task:
     def __repr__(self) -> str:
         return '%s: %s' % (self.registry_name, self.id)
 
+    def __getattr__(self, name: str) -> Any:
+        # Further keywords of the decorator read as task attributes, as Huey's do.
+        wrapper = self.__dict__.get('wrapper')
+        if wrapper is not None and name in wrapper.extra:
+            return wrapper.extra[name]
+        raise AttributeError('%r task has no attribute %r' % (type(self).__name__, name))
+
     def __eq__(self, other: object) -> bool:
         # As in Huey: the same id (and eta: a rescheduled copy is another run).
         if not isinstance(other, Task):
@@ -230,7 +237,8 @@ class TaskWrapper:
                  retry_delay: float = 0, retry_backoff: float | None = None,
                  priority: int | None = None, context: bool = False, name: str | None = None,
                  expires: Any = None, timeout: float | None = None,
-                 validate_datetime: Callable[[datetime.datetime], bool] | None = None) -> None:
+                 validate_datetime: Callable[[datetime.datetime], bool] | None = None,
+                 **extra: Any) -> None:
         if isinstance(func, TaskWrapper):  # decorating a task again: wrap its function
             func = func.func
         if inspect.iscoroutinefunction(func):
@@ -246,6 +254,8 @@ class TaskWrapper:
         self.context = context
         self.validate_datetime = validate_datetime
         self.periodic = validate_datetime is not None
+        #: Further decorator keywords (Huey passes them to the task): readable as task attributes.
+        self.extra = extra
         self.defaults = dict(retries=retries, retry_delay=retry_delay,
                              retry_backoff=retry_backoff, priority=priority,
                              expires=expires, timeout=timeout)
@@ -263,8 +273,9 @@ class TaskWrapper:
 
     @property
     def settings(self) -> dict[str, Any]:
-        """The decorator's task options (``retries``, ``retry_delay``, …)."""
-        return dict(self.defaults)
+        """The decorator's task options (``retries``, ``retry_delay``, …) and any further
+        keywords it was given."""
+        return dict(self.defaults, **self.extra)
 
     @property
     def retries(self) -> int:

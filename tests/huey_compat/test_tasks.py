@@ -209,3 +209,21 @@ def test_a_task_decorated_again_on_another_queue_runs_there():
     handle = again(2)
     assert first.pending_count() == 0 and second.pending_count() == 1
     assert execute_next(second) == 3 and handle.get() == 3 and again.retries == 1
+
+
+def test_further_decorator_keywords_read_as_task_attributes(huey):
+    seen = []
+
+    @huey.pre_execute()
+    def route(task):
+        seen.append(getattr(task, 'queue_hint', None))
+
+    @huey.task(queue_hint='reports')
+    def report():
+        return 1
+
+    report()
+    execute_next(huey)
+    assert seen == ['reports'] and report.settings['queue_hint'] == 'reports'
+    with pytest.raises(AttributeError):
+        report.s().no_such_setting
