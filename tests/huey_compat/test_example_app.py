@@ -177,3 +177,26 @@ print([app.add(1, 2).get(), app.huey.enqueue(app.add.s(1, 2).then(app.add, 3)).g
                                        str(folder)], env=env, capture_output=True, text=True,
                                       timeout=60, check=True).stdout)
     assert outputs[0] == outputs[1] == "[3, [3, 6], 6, 'report x', 'report y']\n"
+
+
+def test_create_consumer_run_from_a_script_executes_tasks_and_stops_on_sigint(app, redis_server,
+                                                                            tmp_path):
+    """Huey's programmatic form, ``huey.create_consumer(**options).run()``, in a real process."""
+    script = ('import sys; sys.path.insert(0, %r)\n'
+              'import huey_example\n'
+              'sys.exit(huey_example.huey.create_consumer(workers=2, worker_type="thread",'
+              ' periodic=False).run())\n' % APPS)
+    env = dict(os.environ, REDIS_PORT=str(redis_server.port),
+               PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get('PYTHONPATH')) if p))
+    with open(tmp_path / 'run.log', 'wb') as log:
+        proc = subprocess.Popen([sys.executable, '-c', script], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        handle = app.add(20, 22)
+        assert handle.get(blocking=True, timeout=30) == 42
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
