@@ -36,6 +36,15 @@ CONSUMER_OPTIONS = {
 }
 
 
+class _PeriodicCheck(type):
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, Task) and obj.periodic
+
+
+class PeriodicTask(Task, metaclass=_PeriodicCheck):
+    """For ``isinstance(task, PeriodicTask)`` as in Huey: true of a periodic task's runs."""
+
+
 def consumer_config(**options: Any) -> ConsumerConfig:
     """A ``ConsumerConfig`` from Huey's ``Consumer`` keyword options (plus ours: ``bus``,
     ``broker``, ``lease``, ``requeue_interrupted``). ``check_worker_health=False`` turns
@@ -173,4 +182,5 @@ class RedisExpireHuey(RedisHuey):
 __all__ = ['Huey', 'MemoryHuey', 'SqliteHuey', 'RedisHuey', 'PriorityRedisHuey',
            'RedisExpireHuey', 'crontab', 'group', 'chord', 'Task', 'TaskWrapper', 'Result',
            'ResultGroup', 'ChordResult', 'TaskLock', 'RateLimit', 'Error', 'SKIPPED',
+           'PeriodicTask',
            'CancelExecution', 'RetryTask', 'EMPTY', 'consumer_config']

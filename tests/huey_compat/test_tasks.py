@@ -227,3 +227,18 @@ def test_further_decorator_keywords_read_as_task_attributes(huey):
     assert seen == ['reports'] and report.settings['queue_hint'] == 'reports'
     with pytest.raises(AttributeError):
         report.s().no_such_setting
+
+
+def test_periodic_task_isinstance_check_as_in_huey(huey):
+    from queue_core.huey import crontab
+    from queue_core.huey.api import PeriodicTask
+
+    @huey.periodic_task(crontab(minute='0'))
+    def tick():
+        return 1
+
+    @huey.task()
+    def plain():
+        return 1
+
+    assert isinstance(tick.s(), PeriodicTask) and not isinstance(plain.s(), PeriodicTask)
