@@ -37,17 +37,21 @@ EXT_DATE = 9
 class RemoteException(Exception):
     """An exception that crossed a process boundary as data.
 
-    ``type`` is the qualified class name of the original, ``message`` its ``str``.
+    ``type`` is the qualified class name of the original, ``message`` its ``str``, and its
+    ``repr`` is the original's when that travelled with it (as a task's stored error shows
+    it, e.g. ``TestError(0)``), else ``type(message)``.
     """
 
-    def __init__(self, type: str, message: str, traceback: str | None = None) -> None:
+    def __init__(self, type: str, message: str, traceback: str | None = None,
+                 original_repr: str | None = None) -> None:
         super().__init__(message)
         self.type = type
         self.message = message
         self.traceback = traceback
+        self.original_repr = original_repr
 
     def __repr__(self) -> str:
-        return '%s(%r)' % (self.type, self.message)
+        return self.original_repr or '%s(%r)' % (self.type, self.message)
 
 
 def qualified_name(cls: type) -> str:
@@ -79,7 +83,9 @@ def exception_from_map(data: dict[str, Any]) -> BaseException:
             return exc
         except Exception:
             pass
-    return RemoteException(name, message, data.get('traceback'))
+    original = data.get('repr')
+    return RemoteException(name, message, data.get('traceback'),
+                           original if isinstance(original, str) else None)
 
 
 class MsgpackSerializer:
@@ -115,7 +121,9 @@ class MsgpackSerializer:
         if isinstance(obj, _Skipped):
             return msgpack.ExtType(EXT_SKIPPED, b'')
         if isinstance(obj, BaseException):
-            return msgpack.ExtType(EXT_EXCEPTION, self._pack(exception_to_map(obj)))
+            data = exception_to_map(obj)
+            data['repr'] = repr(obj)
+            return msgpack.ExtType(EXT_EXCEPTION, self._pack(data))
         if isinstance(obj, bool):
             return bool(obj)
         if isinstance(obj, str):

@@ -150,7 +150,8 @@ def test_custom_exception_becomes_remote_exception(serializer):
     assert result.type == qualified_name(Boom) == '%s.Boom' % __name__
     assert result.message == 'it broke' and str(result) == 'it broke'
     assert 'Boom: it broke' in result.traceback
-    assert repr(result) == "%s.Boom('it broke')" % __name__
+    assert repr(result) == "Boom('it broke')"  # the original's repr, as Huey would show it
+    assert repr(RemoteException('app.Boom', 'x')) == "app.Boom('x')"
 
 
 def test_our_own_exceptions_become_remote_exceptions_with_qualified_names(serializer):
