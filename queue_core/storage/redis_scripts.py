@@ -39,13 +39,37 @@ for i = 3, #ARGV, 2 do push(ARGV[1], KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1], ARG
 return (#ARGV - 2) / 2
 """
 
+# Priority 0, the common case, is enqueued by a plain RPUSH (``REGISTER`` indexes its level
+# and wakes a worker afterwards, when the list was empty), so its list is read whether
+# or not the index lists it yet.
+# Defines first_level(prefix, levels) and all_levels(prefix, levels): the levels to read,
+# highest priority first.
+LEVELS = """
+local function first_level(prefix, levels)
+  local level = redis.call('ZRANGE', levels, 0, 0)[1]
+  if (not level or tonumber(level) < 0) and redis.call('EXISTS', prefix .. 'q:0') == 1 then
+    return '0'
+  end
+  return level
+end
+local function all_levels(prefix, levels)
+  local out, zero = {}, redis.call('EXISTS', prefix .. 'q:0') == 1
+  for _, level in ipairs(redis.call('ZRANGE', levels, 0, -1)) do
+    if zero and tonumber(level) <= 0 then out[#out + 1] = '0'; zero = false end
+    if level ~= '0' then out[#out + 1] = level end
+  end
+  if zero then out[#out + 1] = '0' end
+  return out
+end
+"""
+
 # Defines pop(prefix, levels, limit): up to limit messages in queue order, and the list
 # the last one came from. A level whose list ran dry is dropped from the index.
-POP = """
+POP = LEVELS + """
 local function pop(prefix, levels, limit)
   local out, list = {}, nil
   while #out < limit do
-    local level = redis.call('ZRANGE', levels, 0, 0)[1]
+    local level = first_level(prefix, levels)
     if not level then return out, nil end
     list = prefix .. 'q:' .. level
     local want = limit - #out
@@ -54,6 +78,15 @@ local function pop(prefix, levels, limit)
     if not got or #got < want then redis.call('ZREM', levels, level) end
   end
   return out, list
+end
+"""
+
+# KEYS levels, wake. ARGV wake cap. After a plain RPUSH found priority 0's list empty:
+# index the level and leave a wake-up token.
+REGISTER = """
+redis.call('ZADD', KEYS[1], 0, '0')
+if redis.call('RPUSH', KEYS[2], '1') > tonumber(ARGV[1]) then
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[1]) - 1)
 end
 """
 
@@ -88,9 +121,9 @@ return out[1] or false
 """
 
 # KEYS levels. ARGV key prefix, limit (-1 = all). The queued messages in queue order.
-QUEUED = """
+QUEUED = LEVELS + """
 local out, limit = {}, tonumber(ARGV[2])
-for _, level in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, level in ipairs(all_levels(ARGV[1], KEYS[1])) do
   local stop = -1
   if limit >= 0 then
     if #out >= limit then break end
@@ -104,17 +137,17 @@ return out
 """
 
 # KEYS levels. ARGV key prefix. How many messages are queued.
-QUEUE_SIZE = """
+QUEUE_SIZE = LEVELS + """
 local n = 0
-for _, level in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, level in ipairs(all_levels(ARGV[1], KEYS[1])) do
   n = n + redis.call('LLEN', ARGV[1] .. 'q:' .. level)
 end
 return n
 """
 
 # KEYS levels, wake. ARGV key prefix. Removes every queued message.
-FLUSH_QUEUE = """
-for _, level in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+FLUSH_QUEUE = LEVELS + """
+for _, level in ipairs(all_levels(ARGV[1], KEYS[1])) do
   redis.call('DEL', ARGV[1] .. 'q:' .. level)
 end
 redis.call('DEL', KEYS[1], KEYS[2])

@@ -104,10 +104,30 @@ def commands_during(store, action) -> dict[str, int]:
             if after[name] - before.get(name, 0) and name != 'info'}
 
 
-def test_redis_enqueue_onto_a_non_empty_level_is_a_single_push(redis_storage):
-    redis_storage.enqueue(b'first', 0)  # an empty level also registers it and wakes
+def test_redis_enqueue_is_one_push_like_hueys(redis_storage):
+    redis_storage.enqueue(b'first', 0)  # an empty level is also indexed, and wakes
     assert commands_during(redis_storage, lambda: redis_storage.enqueue(b'next', 0)) == {
+        'rpush': 1}
+    redis_storage.enqueue(b'urgent', 5)
+    assert commands_during(redis_storage, lambda: redis_storage.enqueue(b'more', 5)) == {
         'evalsha': 1, 'rpush': 1}
+
+
+def test_redis_priority_0_messages_count_before_their_level_is_indexed(redis_storage):
+    """A producer that died between its RPUSH and the indexing call left a message in
+    priority 0's list that the level index does not name: it is queued all the same."""
+    redis_storage.enqueue_many([(b'high', 2), (b'low', -1)])
+    redis_storage._client.rpush(redis_storage._zero, b'orphan-a', b'orphan-b')
+    assert redis_storage.queue_size() == 4
+    assert redis_storage.enqueued_items() == [b'high', b'orphan-a', b'orphan-b', b'low']
+    assert redis_storage.enqueued_items(limit=2) == [b'high', b'orphan-a']
+    claimed = redis_storage.claim_many('w', 1e12, 3)
+    assert [rec.data for rec in claimed] == [b'high', b'orphan-a', b'orphan-b']
+    redis_storage._client.rpush(redis_storage._zero, b'orphan-c')
+    assert redis_storage.dequeue() == b'orphan-c'
+    redis_storage._client.rpush(redis_storage._zero, b'orphan-d')
+    redis_storage.flush_queue()
+    assert redis_storage.queue_size() == 0 and redis_storage.enqueued_items() == []
 
 
 def test_redis_claim_of_many_costs_the_same_commands_as_a_claim_of_one(redis_storage):
