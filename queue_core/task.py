@@ -344,6 +344,8 @@ class TaskWrapper:
                 raise ValueError('schedule() needs eta= or delay=')
         if kwargs is not None and not isinstance(kwargs, dict):
             raise ValueError('schedule() kwargs must be a dict, not %r' % (kwargs,))
+        if args is not None and not isinstance(args, Iterable):
+            args = (args,)  # one plain value (with eta/delay given) is the only argument
         options.update(eta=eta, delay=delay)
         return self.queue.enqueue(self._make(args or (), kwargs, options))
 

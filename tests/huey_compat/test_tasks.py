@@ -242,3 +242,13 @@ def test_periodic_task_isinstance_check_as_in_huey(huey):
         return 1
 
     assert isinstance(tick.s(), PeriodicTask) and not isinstance(plain.s(), PeriodicTask)
+
+
+def test_schedule_with_one_plain_value_as_args_passes_it_as_the_argument(huey):
+    @huey.task()
+    def echo(n):
+        return n
+
+    now = datetime.datetime(2030, 1, 1)
+    handle = echo.schedule(7, eta=now)
+    assert huey.execute(huey.dequeue(), now) == 7 and handle.get() == 7
