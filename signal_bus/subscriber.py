@@ -255,15 +255,24 @@ class Subscriber:
         handlers = self._handlers.get(signal)
         if handlers is None:
             handlers = self._handlers[signal] = tuple(self._dispatcher.handlers_for(signal))
-        extra: tuple[Any, ...] = ()
         if signal == SIGNAL_ERROR:
-            extra = (event.error or ErrorInfo('Exception', ''),)
-        for handler in handlers:
+            error = event.error or ErrorInfo('Exception', '')
+            for handler in handlers:
+                try:
+                    handler(signal, event, error)
+                except Exception:
+                    self._handler_failed(handler, signal, event)
+            return
+        for handler in handlers:  # two-argument calls: cheaper than an empty *extra
             try:
-                handler(signal, event, *extra)
+                handler(signal, event)
             except Exception:
-                logger.exception('subscriber handler %s raised while handling %r (task %s)',
-                                 _name_of(handler), signal, event.id)
+                self._handler_failed(handler, signal, event)
+
+    @staticmethod
+    def _handler_failed(handler: Callable[..., Any], signal: str, event: Event) -> None:
+        logger.exception('subscriber handler %s raised while handling %r (task %s)',
+                         _name_of(handler), signal, event.id)
 
     def _notify(self, notice: _Notice) -> None:
         for handler in notice.handlers:
