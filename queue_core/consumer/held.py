@@ -49,11 +49,6 @@ class HeldTasks:
     def __bool__(self) -> bool:
         return bool(self._tasks)
 
-    def tokens(self) -> set[str]:
-        """The held tasks' tokens."""
-        with self._lock:
-            return {token for _, token in self._tasks}
-
     def fill(self, claimed: list[tuple[Any, str]]) -> None:
         """Hold a fresh claim; the watchdog starts with the first claim of several tasks."""
         with self._lock:
