@@ -100,7 +100,7 @@ class Subscriber:
         self._control = ControlClient(self._context, self.control_endpoint, self._curve,
                                       replay_timeout)
         self._init_stream(chosen)
-        self._closing = threading.Event()
+        self._closing = False  # set by close() from any thread; read by the receiver
         # Held while a thread uses the sockets; _users counts nested uses by that thread.
         self._busy = threading.RLock()
         self._users = 0
@@ -192,7 +192,7 @@ class Subscriber:
                 while self._ready and type(self._ready[0]) is _Notice:
                     self._notify(self._ready.popleft())  # type: ignore[arg-type]
                 remaining = deadline - time.monotonic()
-                if self._closing.is_set():
+                if self._closing:
                     raise BusError('the subscriber was closed before it connected')
                 if remaining <= 0:
                     raise TimeoutError(
@@ -207,12 +207,12 @@ class Subscriber:
         the head.
         """
         ready = self._ready
-        if ready and type(ready[0]) is Event and not self._closing.is_set():
+        if ready and type(ready[0]) is Event and not self._closing:
             self._delivered += 1  # the common case: no lock, no clock
             return ready.popleft()  # type: ignore[return-value]
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._using():
-            while not self._closing.is_set():
+            while not self._closing:
                 while ready:
                     item = ready.popleft()
                     if type(item) is _Notice:
@@ -492,7 +492,7 @@ class Subscriber:
 
     def close(self) -> None:
         """Stop ``run()``/iteration (from any thread or a handler) and free the sockets."""
-        self._closing.set()
+        self._closing = True
         # A receiving thread notices the flag within one poll and lets go of the lock;
         # the same thread (a handler, a signal handler) re-enters and leaves the sockets
         # to the receive still running below it.
@@ -510,14 +510,14 @@ class Subscriber:
                 yield
             finally:
                 self._users -= 1
-                if self._users == 0 and self._closing.is_set():
+                if self._users == 0 and self._closing:
                     self._release()
 
     def _release(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._closing.set()
+        self._closing = True
         self._sub.close(0)
         self._control.close()
         self._context.term()
@@ -525,7 +525,7 @@ class Subscriber:
     @property
     def closed(self) -> bool:
         """True once ``close()`` was called."""
-        return self._closing.is_set()
+        return self._closing
 
     def __enter__(self) -> 'Subscriber':
         return self
