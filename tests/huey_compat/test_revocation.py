@@ -107,3 +107,16 @@ def test_handle_revoke_is_once_by_default_and_persistent_when_asked(huey):
     assert execute_next(huey) == 1
     assert execute_next(huey) is None
     assert ran == [3, 1]
+
+
+def test_handle_is_revoked_takes_timestamp_and_peek(huey):
+    @huey.task()
+    def inc(n):
+        return n + 1
+
+    handle = inc(1)
+    cutoff = datetime.datetime(2000, 1, 1)
+    huey.revoke_by_id(handle.id, revoke_until=cutoff)
+    assert handle.is_revoked(timestamp=cutoff - datetime.timedelta(seconds=1))
+    assert not handle.is_revoked(timestamp=cutoff, peek=False)  # lapsed: cleared
+    assert not huey.restore_by_id(handle.id)
