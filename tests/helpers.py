@@ -1,13 +1,51 @@
-"""Test helpers: a throwaway Redis server, polling with deadlines, and queue drivers."""
+"""Test helpers: a throwaway Redis server, polling with deadlines, queue drivers, and the
+signal dispositions every child process of the suite starts with."""
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from typing import Any, Callable
+
+
+#: Signals a launcher may leave ignored or blocked: a shell ignores SIGINT and SIGQUIT in a
+#: background job, ``nohup`` ignores SIGHUP. An ignored signal stays ignored across ``exec``,
+#: so every process the tests start would inherit it (``signal-tail`` would not stop on
+#: SIGINT, a consumer's workers would ignore it).
+LAUNCH_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM,
+                  signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
+
+
+def _still_ignored(signum: int, frame: Any) -> None:
+    """Ignores a signal in this process; unlike ``SIG_IGN``, not inherited by ``exec``."""
+
+
+def reset_launch_signals() -> Callable[[], None]:
+    """Make this process start children as if the suite had been launched from a terminal.
+
+    Each of ``LAUNCH_SIGNALS`` that is ignored here gets a Python handler instead (SIGINT
+    Python's usual ``default_int_handler``, the others one that still ignores it), and each
+    is unblocked: a handler, unlike ``SIG_IGN``, is reset to the default by ``exec``, so
+    every child, whoever starts it, begins with the default disposition. Call in the main
+    thread before any child starts; returns a function that puts back what was in place.
+    """
+    before = {signum: signal.getsignal(signum) for signum in LAUNCH_SIGNALS}
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, LAUNCH_SIGNALS)
+    for signum, handler in before.items():
+        if handler == signal.SIG_IGN:
+            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT
+                          else _still_ignored)
+
+    def restore() -> None:
+        for signum, handler in before.items():
+            if handler is not None:   # None: set outside Python, left as it is now
+                signal.signal(signum, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return restore
 
 
 def free_port() -> int:
