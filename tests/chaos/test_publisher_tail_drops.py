@@ -1,6 +1,10 @@
 """A publisher's drops must reach the subscribers even when no later event of that
 publisher does: the last events of a publisher that stops (or exits) while its socket is
-full leave holes that no higher ``pseq`` ever reveals."""
+full leave holes that no higher ``pseq`` ever reveals.
+
+Still an open failure (docs/chaos.md, finding 4) that costs about 11 seconds, so it is marked
+``known_failure`` and skipped unless asked for:
+``python3 -m pytest --known-failures tests/chaos/test_publisher_tail_drops.py``."""
 from __future__ import annotations
 
 import signal
@@ -28,6 +32,7 @@ def broker_process(tmp_path):
     proc.wait(10)
 
 
+@pytest.mark.known_failure
 @pytest.mark.xfail(raises=AssertionError, strict=False,
                    reason='a publisher re-offers its newest dropped event at close, which '
                           'reveals the holes before it; here the broker takes nothing during '
