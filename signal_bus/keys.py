@@ -2,7 +2,7 @@
 
 Key files are ZeroMQ certificates as ``zmq.auth.create_certificates`` writes them:
 ``NAME.key`` holds the public key (share it), ``NAME.key_secret`` the pair (keep it).
-Generate a pair from the shell with ``python -m signal_bus.keys DIRECTORY NAME``.
+Generate a pair from the shell with ``signal-keys DIRECTORY NAME``.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def load_public_key(source: str | bytes) -> bytes:
     if len(source) == Z85_KEY_LENGTH:
         return source.encode('ascii')
     raise BusConfigError('%r is neither a key file nor a 40-character Z85 key; generate one '
-                         'with python -m signal_bus.keys DIR NAME' % (source,))
+                         'with: signal-keys DIR NAME' % (source,))
 
 
 def load_keypair(path: str) -> tuple[bytes, bytes]:
@@ -91,9 +91,9 @@ def apply_server(socket: zmq.Socket, keypair: tuple[bytes, bytes] | None) -> Non
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Arguments of ``python -m signal_bus.keys``."""
+    """Arguments of ``signal-keys`` (also ``python -m signal_bus.keys``)."""
     parser = argparse.ArgumentParser(
-        prog='python -m signal_bus.keys',
+        prog='signal-keys',
         description='Generate a CURVE key pair for the signal bus.')
     parser.add_argument('directory', help='where to write NAME.key and NAME.key_secret')
     parser.add_argument('name', help='base name of the key files, e.g. broker or worker1')
@@ -101,9 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Generate a key pair and print the two paths; 0 on success."""
+    """Generate a key pair and print the two paths; 0 on success, 1 if it cannot be
+    written."""
     args = build_parser().parse_args(argv)
-    public_file, secret_file = generate_keypair(args.directory, args.name)
+    try:
+        public_file, secret_file = generate_keypair(args.directory, args.name)
+    except OSError as exc:
+        print('signal-keys: cannot write a key pair into %s: %s'
+              % (args.directory, exc.strerror or exc), file=sys.stderr)
+        return 1
     print('public key: %s\nkey pair:   %s' % (public_file, secret_file))
     return 0
 
