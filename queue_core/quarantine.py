@@ -102,7 +102,8 @@ def report_malformed(queue: 'TaskQueue', message: dict[str, Any], exc: Malformed
     """Log, store the error as the task's result, emit the final ``error`` event."""
     from .execution import error_value
     task_id = str(message.get('id'))
-    name = message.get('name') if isinstance(message.get('name'), str) else 'unknown'
+    given_name = message.get('name')
+    name = given_name if isinstance(given_name, str) else 'unknown'
     logger.error('malformed task message %s (%s) moved aside to %r, not executed: %s',
                  task_id, name, key, exc)
     stand_in = Task(None, id=task_id, registry_name=name, name=name.rsplit('.', 1)[-1],

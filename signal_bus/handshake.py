@@ -24,7 +24,7 @@ from zmq.utils.monitor import recv_monitor_message
 logger = logging.getLogger('signal_bus.handshake')
 
 #: The refusal events and what each one means to the person reading the log.
-REFUSALS = {
+REFUSALS: dict[int, str] = {
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: 'the broker refused this client\'s key (add its public '
                                      'key to the broker\'s authorised keys)',
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: 'the security settings do not match (CURVE on one '

@@ -95,7 +95,8 @@ def _serve(config: Any, parent: int, report: int) -> int:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     from signal_bus.broker import Broker
     broker = Broker(config)
-    lock, state = threading.Lock(), {}
+    lock = threading.Lock()
+    state: dict[str, bool] = {}
     threading.Thread(target=_report_bound, args=(broker, report, lock, state),
                      daemon=True).start()
     try:

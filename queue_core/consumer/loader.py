@@ -29,7 +29,9 @@ class AppImportError(ConfigurationError):
 
 def _is_the_path(missing: str | None, module_name: str) -> bool:
     """Whether the module not found is ``module_name`` or one of its parent packages."""
-    return bool(missing) and (module_name == missing or module_name.startswith(missing + '.'))
+    if not missing:
+        return False
+    return module_name == missing or module_name.startswith(missing + '.')
 
 
 def load_queue(path: str) -> Any:
