@@ -1,12 +1,12 @@
 """Shared fixtures (a session-wide throwaway Redis and per-test storage URLs), the test
 tiers, and signal dispositions that do not depend on how the suite was launched.
 
-Tiers, by directory (markers registered in pyproject.toml):
+Tiers, by path (``TIERS`` below; markers registered in pyproject.toml):
 
 - ``end_to_end``: tests/end_to_end, and the files named in ``TIERS`` that run the
   product's commands as processes (signal-tail, signal-dashboard, queue-consumer);
-- ``fault``: tests/chaos, the fault campaign and bad input;
-- ``slow``: the browser tests (tests/dashboard/test_pages.py) and tests/bench;
+- ``fault``: tests/chaos (the fault campaign and bad input) and killed workers;
+- ``slow``: a real browser (tests/dashboard/test_pages.py), tests/bench, spawned processes;
 - the in-process tier is the rest: ``-m "not end_to_end and not fault and not slow"``.
 
 A test marked ``known_failure`` (a documented, still open failure) runs only with
@@ -38,8 +38,10 @@ TIERS = {
     'huey_compat/test_example_app.py': 'end_to_end',        # queue-consumer
     'dashboard/test_server.py': 'end_to_end',               # signal-dashboard
     'chaos/': 'fault',
+    'queue_core/consumer/test_prefetch_kill.py': 'fault',   # SIGKILL to a worker process
     'bench/': 'slow',
     'dashboard/test_pages.py': 'slow',                      # a real browser
+    'queue_core/test_storage_processes.py': 'slow',         # spawned processes
 }
 _RESTORE_SIGNALS = pytest.StashKey[object]()
 
