@@ -5,13 +5,17 @@ A ZeroMQ context has one ZAP handler, so the cap and CURVE share it: the publish
 has its own ZAP domain, and a handshake in that domain is refused (status 400) while
 ``max_subscribers`` peers are connected; everything else goes to pyzmq's authenticator
 (NULL allowed, CURVE checked against the authorized keys, or any key when none are
-given). The count comes from a monitor on the publish socket, read by the broker thread:
-a succeeded handshake adds the peer's fd, a disconnection removes it. Peers admitted at
-the same moment may pass the cap by the handshakes in flight.
+given). The count comes from a monitor on the publish socket: an accepted connection
+adds its fd, a disconnection removes it (libzmq 4.3's handshake-succeeded event carries no
+fd, so peers still in their handshake count too). The ZAP thread reads the monitor before
+each decision, so the peer asking is always among those counted and is refused while
+more than ``max_subscribers`` connections are open; the broker thread reads it for
+``stats`` and with each heartbeat. The two threads share the monitor socket under a lock.
 """
 from __future__ import annotations
 
 import logging
+import threading
 
 import zmq
 from zmq.auth import CURVE_ALLOW_ANY
@@ -23,7 +27,7 @@ ZAP_DOMAIN = 'signal-bus'
 #: The publish socket's ZAP domain, always set so that NULL handshakes reach the cap too.
 PUBLISH_ZAP_DOMAIN = 'signal-bus-publish'
 _PUBLISH_DOMAIN_FRAME = PUBLISH_ZAP_DOMAIN.encode()
-_MONITOR_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+_MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
 _MONITOR_BATCH = 1000
 
 logger = logging.getLogger('signal_bus.broker')
@@ -38,6 +42,7 @@ class Admission:
         #: Handshakes refused because the cap was reached (written by the ZAP thread).
         self.refused = 0
         self._connected: set[int] = set()
+        self._lock = threading.Lock()
         self._auth: _Authenticator | None = None
         self._publish: zmq.Socket | None = None
         self.monitor: zmq.Socket | None = None
@@ -48,8 +53,8 @@ class Admission:
         return len(self._connected)
 
     def full(self) -> bool:
-        """Whether a new subscriber must be refused."""
-        return len(self._connected) >= self.max_subscribers
+        """Whether the peer asking ZAP (counted among the connected) must be refused."""
+        return len(self._connected) > self.max_subscribers
 
     def start(self, context: zmq.Context, authorized_keys: str | None) -> None:
         """Start the context's ZAP handler: CURVE checks ``authorized_keys`` (a directory
@@ -63,35 +68,37 @@ class Admission:
             for domain in (ZAP_DOMAIN, PUBLISH_ZAP_DOMAIN):
                 auth.configure_curve(domain=domain, location=authorized_keys)
 
-    def watch(self, publish: zmq.Socket) -> zmq.Socket:
-        """Monitor ``publish``; returns the monitor socket for the broker's poller."""
-        self._publish = publish
-        self.monitor = publish.get_monitor_socket(_MONITOR_EVENTS)
-        return self.monitor
+    def watch(self, publish: zmq.Socket) -> None:
+        """Monitor ``publish`` (from the broker thread, before serving)."""
+        with self._lock:
+            self._publish = publish
+            self.monitor = publish.get_monitor_socket(_MONITOR_EVENTS)
 
     def drain_monitor(self) -> None:
-        """Apply the monitor events waiting (at most a batch, so the loop goes on)."""
-        monitor = self.monitor
-        if monitor is None:
-            return
-        for _ in range(_MONITOR_BATCH):
-            try:
-                frames = monitor.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
+        """Apply the monitor events waiting (from either thread)."""
+        with self._lock:
+            monitor = self.monitor
+            if monitor is None:
                 return
-            event = parse_monitor_message(frames)
-            if event['event'] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self._connected.add(event['value'])
-            elif event['event'] == zmq.EVENT_DISCONNECTED:
-                self._connected.discard(event['value'])
+            for _ in range(_MONITOR_BATCH):
+                try:
+                    frames = monitor.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    return
+                event = parse_monitor_message(frames)
+                if event['event'] == zmq.EVENT_ACCEPTED:
+                    self._connected.add(event['value'])
+                elif event['event'] == zmq.EVENT_DISCONNECTED:
+                    self._connected.discard(event['value'])
 
     def stop(self) -> None:
         """Close the monitor and stop the ZAP handler (before the context ends)."""
-        if self.monitor is not None:
-            if self._publish is not None and not self._publish.closed:
-                self._publish.disable_monitor()
-            self.monitor.close(linger=0)
-            self.monitor = None
+        with self._lock:
+            if self.monitor is not None:
+                if self._publish is not None and not self._publish.closed:
+                    self._publish.disable_monitor()
+                self.monitor.close(linger=0)
+                self.monitor = None
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
@@ -109,11 +116,14 @@ class _Authenticator(ThreadAuthenticator):
     async def handle_zap_message(self, msg: list[bytes]) -> None:
         """Refuse (400) a publish-domain request while the cap is reached, else defer."""
         admission = self._admission
+        if len(msg) >= 6 and msg[2] == _PUBLISH_DOMAIN_FRAME:
+            admission.drain_monitor()  # the asking peer's connection is counted now
         if len(msg) >= 6 and msg[2] == _PUBLISH_DOMAIN_FRAME and admission.full():
             admission.refused += 1
             if admission.refused == 1 or admission.refused % 1000 == 0:
-                logger.warning('refused a subscriber: %d are connected (--max-subscribers); '
-                               '%d refused so far', admission.subscribers, admission.refused)
+                logger.warning('refused a subscriber: %d are connected, --max-subscribers is '
+                               '%d; %d refused so far', admission.subscribers - 1,
+                               admission.max_subscribers, admission.refused)
             self._send_zap_reply(msg[1], b'400', b'too many subscribers')
             return
         await super().handle_zap_message(msg)

@@ -169,11 +169,11 @@ class Broker:
             admission.start(context, keys)
             sockets = self._bind(context)
             try:
-                monitor = admission.watch(sockets.publish)
+                admission.watch(sockets.publish)
                 logger.info('signal broker epoch %d: ingest %s, publish %s, control %s',
                             self.epoch, *self._endpoints)
                 self._bound.set()
-                self._loop(sockets, monitor)
+                self._loop(sockets)
             finally:
                 for sock in sockets:
                     sock.close(linger=0)
@@ -222,9 +222,9 @@ class Broker:
 
     # -- the loop ------------------------------------------------------------------------
 
-    def _loop(self, sockets: _Sockets, monitor: zmq.Socket) -> None:
+    def _loop(self, sockets: _Sockets) -> None:
         poller = zmq.Poller()
-        for sock in (*sockets, monitor):
+        for sock in sockets:
             poller.register(sock, zmq.POLLIN)
         next_beat = self._clock()
         while not self._stop.is_set():
@@ -245,8 +245,6 @@ class Broker:
                 self._drain_subscriptions(sockets.publish)
             if sockets.control in ready:
                 self._drain_control(sockets.control)
-            if monitor in ready:
-                self._drain_monitor()
 
     def _drain_ingest(self, sockets: _Sockets) -> None:
         recv = sockets.ingest.recv_multipart
@@ -392,6 +390,7 @@ class Broker:
         except Exception:  # a bug must cost one heartbeat, never the broker
             self.counters.internal_errors += 1
             logger.exception('internal error while sending a heartbeat')
+        self._drain_monitor()
 
     def _drain_subscriptions(self, publish: zmq.Socket) -> None:
         # However many subscriptions arrive, one welcome heartbeat per _WELCOME_INTERVAL.
@@ -462,6 +461,7 @@ class Broker:
             self.counters.control_errors += 1
             return [wire.encode_error_reply(str(exc))]
         if request == wire.OP_STATS:
+            self._drain_monitor()
             return [wire.encode_stats_reply(self.stats())]
         page = self._ring.page(request.from_seq, request.to_seq, request.limit,
                                MAX_PAGE_BYTES)
