@@ -1,5 +1,6 @@
-"""The broker's control socket as a client sees it (``ControlClient``: ``stats`` and paged
-``replay``) and the CURVE material every bus client builds (``curve_keys``)."""
+"""The sockets a bus client opens: the SUB on the broker's publish endpoint
+(``open_subscription``), the DEALER on its control endpoint (``ControlClient``: ``stats``
+and paged ``replay``), and the CURVE material for both (``curve_keys``)."""
 from __future__ import annotations
 
 from typing import Any, Iterator
@@ -9,7 +10,31 @@ import zmq
 from . import wire
 from .config import CurveClientKeys
 from .exceptions import BusConfigError, BusError
+from .handshake import watch_handshake
 from .keys import apply_client, client_keys, load_public_key
+
+
+def open_subscription(context: zmq.Context, endpoint: str, signals: tuple[str, ...] | None,
+                      curve: CurveClientKeys | None, rcvhwm: int | None) -> zmq.Socket:
+    """A SUB socket connected to ``endpoint``, subscribed to ``signals`` (everything when
+    None) and always to the meta topics, its handshake watched for a refusal."""
+    sock = context.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    if rcvhwm is not None:
+        sock.setsockopt(zmq.RCVHWM, rcvhwm)
+    apply_client(sock, curve)
+    watch_handshake(sock, endpoint, 'subscriber')
+    prefixes = [b''] if signals is None else [
+        wire.signal_prefix(signal) for signal in signals] + [wire.META_PREFIX]
+    for prefix in prefixes:
+        sock.setsockopt(zmq.SUBSCRIBE, prefix)
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close(0)
+        raise BusConfigError('cannot connect to publish endpoint %r: %s; give an endpoint '
+                             'like tcp://127.0.0.1:7558' % (endpoint, exc)) from None
+    return sock
 
 
 def curve_keys(server_key: bytes | str | None,

@@ -29,10 +29,8 @@ from queue_core.signals import ALL_SIGNALS, SIGNAL_ERROR, SignalDispatcher
 from . import wire
 from .client_events import ErrorInfo, Event, SequenceTracker, SilenceWatch
 from .config import DEFAULT_PUBLISH, neighbour_endpoint
-from .control_client import ControlClient, curve_keys
+from .client_sockets import ControlClient, curve_keys, open_subscription
 from .exceptions import BusConfigError, BusError, WireError
-from .handshake import watch_handshake
-from .keys import apply_client
 
 __all__ = ['ControlClient', 'Subscriber', 'curve_keys']
 
@@ -96,7 +94,12 @@ class Subscriber:
         self.silence_after = silence_after
         self._curve = curve_keys(curve_server_key, curve_keypair)
         self._context = zmq.Context()
-        self._sub = self._open_sub(rcvhwm)
+        try:
+            self._sub = open_subscription(self._context, endpoint, chosen, self._curve,
+                                          rcvhwm)
+        except BusConfigError:
+            self._context.term()
+            raise
         self._control = ControlClient(self._context, self.control_endpoint, self._curve,
                                       replay_timeout)
         self._init_stream(chosen)
@@ -120,26 +123,6 @@ class Subscriber:
                                       'malformed', 'heartbeats', 'silences'), 0)
         self._connected = False
         self._silence = SilenceWatch(self.silence_after, time.monotonic())
-
-    def _open_sub(self, rcvhwm: int | None) -> zmq.Socket:
-        sock = self._context.socket(zmq.SUB)
-        sock.setsockopt(zmq.LINGER, 0)
-        if rcvhwm is not None:
-            sock.setsockopt(zmq.RCVHWM, rcvhwm)
-        apply_client(sock, self._curve)
-        watch_handshake(sock, self.endpoint, 'subscriber')
-        prefixes = [b''] if self.signals is None else [
-            wire.signal_prefix(signal) for signal in self.signals]
-        for prefix in prefixes + ([wire.META_PREFIX] if self.signals is not None else []):
-            sock.setsockopt(zmq.SUBSCRIBE, prefix)
-        try:
-            sock.connect(self.endpoint)
-        except zmq.ZMQError as exc:
-            sock.close(0)
-            self._context.term()
-            raise BusConfigError('cannot connect to publish endpoint %r: %s; give an '
-                                 'endpoint like tcp://127.0.0.1:7558' % (self.endpoint, exc))
-        return sock
 
     # -- registration --------------------------------------------------------------------
 
