@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.abspath(BENCH))
 import broker_bench  # noqa: E402
 import bus_cost  # noqa: E402
 import report  # noqa: E402
-from bus_tools import BrokerProcess  # noqa: E402
+from bus_tools import BrokerProcess, RelayProcess  # noqa: E402
 from common import HUEY, OURS, Figure, RedisProcess, median, percentile  # noqa: E402
 from drain import drain_once  # noqa: E402
 from enqueue import timed_enqueue  # noqa: E402
@@ -69,9 +69,18 @@ def test_bus_drain_delivers_every_event_to_the_subscriber(redis):
 def test_broker_run_counts_what_the_subscriber_received():
     with BrokerProcess() as broker:
         result = broker_bench.publish_run(broker, 60, 3000, timing=True)
-    assert result['published'] == 63  # each of 3 publishers adds one tail event
-    assert result['lost'] == 0 and result['broker_received'] == 63
+        received = broker.stats()['received']
+    assert result['offered'] == 63  # each of 3 publishers adds one tail event
+    assert result['lost'] == 0 and result['delivered'] == 63 and received == 63
+    assert result['batched']  # the publishers found the broker's batch announcement
     assert result['p50_ms'] > 0
+
+
+def test_relay_run_counts_what_the_subscriber_received():
+    with RelayProcess() as relay:
+        result = broker_bench.publish_run(relay, 60, 3000, timing=True)
+    assert (result['offered'], result['delivered'], result['lost']) == (63, 63, 0)
+    assert not result['batched']  # no control socket: events go one by one
 
 
 def test_round_trips_count_scripts_and_transactions_once():
