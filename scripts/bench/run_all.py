@@ -23,6 +23,7 @@ import drain  # noqa: E402
 import enqueue  # noqa: E402
 import latency  # noqa: E402
 import report  # noqa: E402
+import subscriber_bench  # noqa: E402
 import trace  # noqa: E402
 from common import BENCH_DIR, REPO_ROOT, Figure, log  # noqa: E402
 
@@ -39,6 +40,7 @@ def plan(rounds: int, quick: bool) -> dict[str, Callable[[], tuple[list[Figure],
             'enqueue': lambda: enqueue.run(1, 500),
             'latency': lambda: latency.run(1, 20),
             'broker': lambda: broker_bench.run(1, 3000, 3000, 1000),
+            'subscriber': lambda: subscriber_bench.run(1, 5000),
         }
     # Drains and enqueues are short and their ratios the noisiest figures: more rounds.
     return {
@@ -48,6 +50,7 @@ def plan(rounds: int, quick: bool) -> dict[str, Callable[[], tuple[list[Figure],
         'enqueue': lambda: enqueue.run(rounds + 2, 10000),
         'latency': lambda: latency.run(rounds, 300),
         'broker': lambda: broker_bench.run(rounds),
+        'subscriber': lambda: subscriber_bench.run(rounds + 2),
     }
 
 
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--rounds', type=int, default=3,
                         help='rounds per side (default 3; more for drains and enqueues)')
     parser.add_argument('--quick', action='store_true', help='tiny counts, one round')
-    parser.add_argument('--only', help='comma-separated: drain,trace,bus,enqueue,latency,broker')
+    parser.add_argument('--only', help='comma-separated: drain,trace,bus,enqueue,latency,broker,subscriber')
     parser.add_argument('--no-write', action='store_true', help='print only')
     parser.add_argument('--no-setup', action='store_true', help='skip the install step')
     parser.add_argument('--out', default=os.path.join(REPO_ROOT, 'docs', 'benchmarks.md'))
