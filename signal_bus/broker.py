@@ -37,6 +37,8 @@ _STOP_CHECK_MS = 50
 MAX_PAGE_BYTES = 4 * 1024 * 1024
 #: Each control client's send queue holds one whole page: its events and its end.
 _CONTROL_HWM = wire.MAX_REPLAY_LIMIT + 2
+#: Requests queued per control client (each at most 1 MiB) before libzmq stops reading it.
+_CONTROL_REQUEST_HWM = 16
 _CONTROL_BATCH = 100
 #: Larger reply bodies are sent without a copy: the queued message shares the ring's bytes.
 _ZERO_COPY_BYTES = 16 * 1024
@@ -197,6 +199,7 @@ class Broker:
             publish.zap_domain = PUBLISH_ZAP_DOMAIN.encode()
             control = self._socket(context, zmq.ROUTER, keypair, made)
             control.sndhwm = _CONTROL_HWM
+            control.rcvhwm = _CONTROL_REQUEST_HWM
             control.copy_threshold = _ZERO_COPY_BYTES
             control.maxmsgsize = 1024 * 1024
             for sock, endpoint in zip(made, (self.config.ingest, self.config.publish,
