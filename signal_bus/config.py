@@ -77,6 +77,9 @@ class BusConfig:
     control: str | None = None
     curve: CurveClientKeys | None = None
     send_hwm: int = 10_000
+    #: Log one line when the broker refuses this client's CURVE handshake (a consumer
+    #: turns it off for its workers' publishers: its own report socket says it once).
+    watch_refusals: bool = True
 
     def __post_init__(self) -> None:
         check_endpoint(self.ingest, 'ingest')

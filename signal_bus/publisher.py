@@ -88,7 +88,7 @@ class _Channel:
         sock.sndhwm = config.send_hwm
         sock.linger = 0
         apply_client(sock, config.curve)
-        if config.curve is not None:  # a refused key must not publish into nothing silently
+        if config.curve is not None and config.watch_refusals:  # never publish into nothing silently
             watch_handshake(sock, config.ingest, 'publisher (pid %d)' % self.pid, logger)
         sock.connect(config.ingest)
         self.sock = sock

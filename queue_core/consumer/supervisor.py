@@ -102,8 +102,11 @@ class Supervisor:
         from signal_bus.exceptions import BusError
         from signal_bus.keys import client_keys
         try:
+            # The consumer's report socket says once that a key was refused; its workers'
+            # publishers need not say it again.
             return BusConfig(ingest=ingest, curve=client_keys(self.config.curve_server_key,
-                                                             self.config.curve_keypair))
+                                                             self.config.curve_keypair),
+                             watch_refusals=False)
         except (BusError, OSError, ValueError) as exc:
             raise ConfigurationError('bad CURVE options for --bus: %s' % exc) from exc
 
