@@ -35,8 +35,11 @@ _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 _STOP_CHECK_MS = 50
 #: A replay page holds at most this many bytes of events (and MAX_REPLAY_LIMIT events).
 MAX_PAGE_BYTES = 4 * 1024 * 1024
-#: Each control client's send queue holds one whole page: its events and its end.
-_CONTROL_HWM = wire.MAX_REPLAY_LIMIT + 2
+#: Each control client's send queue holds three whole pages (events and end). One is not
+#: enough: libzmq learns what the peer's side has read only every half queue, so a client
+#: reading page after page would find the next page cut short by a queue still "full".
+_CONTROL_PAGES_QUEUED = 3
+_CONTROL_HWM = _CONTROL_PAGES_QUEUED * (wire.MAX_REPLAY_LIMIT + 2)
 #: Requests queued per control client (each at most 1 MiB) before libzmq stops reading it.
 _CONTROL_REQUEST_HWM = 16
 _CONTROL_BATCH = 100

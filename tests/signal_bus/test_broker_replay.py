@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import pytest
 from bus_helpers import body_of
+from helpers import wait_until
 
 from signal_bus import wire
+from signal_bus.client_sockets import ControlClient as LibraryControlClient
 from signal_bus.ring import Ring
 
 
@@ -80,3 +82,18 @@ def test_ring_page_arithmetic():
     assert ring.page(0, 2, 10) == ([], 3, 2, 2)
     with pytest.raises(ValueError):
         ring.append(9, 0)
+
+
+def test_a_client_reading_page_after_page_gets_every_event(broker, pusher_factory, control,
+                                                           zmq_context):
+    # libzmq learns what a peer has read only every half queue: a queue of exactly one page
+    # cut the second page short and left the client waiting for its end.
+    pusher = pusher_factory()
+    for index in range(5000):
+        pusher.send('enqueued', 'page-%d' % index, None)
+    wait_until(lambda: control.stats()['published'] == 5000, message='5,000 events in')
+    client = LibraryControlClient(zmq_context, broker.endpoints.control, None, 10.0)
+    for _ in range(2):
+        seqs = [event.meta.seq for event in client.replay(1, 5000)]
+        assert seqs == list(range(1, 5001))
+    client.close()
