@@ -18,7 +18,7 @@ import zmq
 
 from . import wire
 from .admission import PUBLISH_ZAP_DOMAIN, ZAP_DOMAIN, Admission
-from .config import ZMQ_MAX_MESSAGE_BYTES, BrokerConfig
+from .config import BrokerConfig
 from .exceptions import BusConfigError, WireError
 from .keys import apply_server, load_keypair
 from .ordering import Loss, Pending, PublisherTable, Released, Sequencer
@@ -27,6 +27,8 @@ from .ring import Ring
 logger = logging.getLogger('signal_bus.broker')
 
 _INGEST_BATCH = 1000
+#: Ingest messages queued in the broker per publisher connection.
+_INGEST_QUEUE = 100
 #: Topic frames kept for reuse; cleared when full (task names are few in practice).
 _TOPIC_CACHE = 10_000
 #: A plain int: pyzmq's enum flags cost an enum operation per frame sent.
@@ -193,7 +195,11 @@ class Broker:
         made: list[zmq.Socket] = []
         try:
             ingest = self._socket(context, zmq.PULL, keypair, made)
-            ingest.maxmsgsize = ZMQ_MAX_MESSAGE_BYTES
+            # No frame of a valid event is larger than a whole event: libzmq drops the
+            # sender of one before the broker holds it. Few messages queue per publisher
+            # (a batch is up to 64 events): the rest wait in the publishers' own queues.
+            ingest.maxmsgsize = self.config.max_event_bytes
+            ingest.rcvhwm = _INGEST_QUEUE
             publish = self._socket(context, zmq.XPUB, keypair, made)
             publish.setsockopt(zmq.XPUB_VERBOSE, 1)
             publish.sndhwm = self.config.subscriber_hwm
