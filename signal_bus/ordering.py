@@ -44,7 +44,9 @@ class Loss(NamedTuple):
     last_pseq: int
 
 
-_RESET = None  # a task's state after a tseq-nil event: the next tseq is accepted as is
+_RESET = None  # a task's state after a tseq-nil event: a new life's first event is next
+#: The events that open a task's new life after a reset (a recovered task's requeue).
+_OPENING = frozenset({'enqueued', 'scheduled'})
 
 
 class ForgottenTasks:
@@ -159,7 +161,12 @@ class Sequencer:
         if task_id not in self._tasks:
             return tseq <= 1 or (task_id, tseq - 1) in self._forgotten
         last = self._tasks[task_id]
-        return last is _RESET or tseq <= last + 1
+        if last is _RESET:
+            # A supervisor's report (tseq nil) reset the task: its next life opens with an
+            # ENQUEUED or SCHEDULED whose tseq nobody here knows, from whichever process
+            # requeued it, and anything else of the task waits for it (or its window).
+            return event.header.signal in _OPENING
+        return tseq <= last + 1
 
     def _block(self, pub: int, head: Pending) -> None:
         self._waiting.setdefault(head.header.task_id, set()).add(pub)

@@ -131,3 +131,28 @@ def test_forgotten_tasks_remember_two_generations():
     assert ('task-249', 248) not in forgotten
     misses = sum(('other-%d' % index, 1) in forgotten for index in range(2000))
     assert misses < 100          # about 1% false positives per generation
+
+
+def test_after_a_reset_the_new_life_opens_before_its_later_events():
+    # A recovered task: the supervisor's INTERRUPTED (tseq nil) resets it, the requeue's
+    # ENQUEUED (stored tseq + 101) comes from the recovering process, and the new
+    # attempt's EXECUTING (+102) from a worker, which may reach the broker first.
+    sequencer = Sequencer(hold=0.1)
+    assert [r.event.header.tseq for r in sequencer.push(event('T', 1, 1, 1), 0.0)] == [1]
+    interrupted = Pending(Header('interrupted', 'n', 'T', None, 2, 1), b'\x80', False, 0.0)
+    assert len(sequencer.push(interrupted, 0.0)) == 1
+    executing = Pending(Header('executing', 'n', 'T', 104, 3, 1), b'\x80', False, 0.01)
+    assert sequencer.push(executing, 0.01) == []
+    enqueued = Pending(Header('enqueued', 'n', 'T', 103, 2, 2), b'\x80', False, 0.02)
+    released = sequencer.push(enqueued, 0.02)
+    assert [(r.event.header.tseq, r.gap) for r in released] == [(103, False), (104, False)]
+
+
+def test_after_a_reset_a_later_event_alone_waits_only_its_window():
+    sequencer = Sequencer(hold=0.1)
+    sequencer.push(Pending(Header('interrupted', 'n', 'T', None, 2, 1), b'\x80', False, 0.0),
+                   0.0)
+    executing = Pending(Header('executing', 'n', 'T', 104, 3, 1), b'\x80', False, 0.0)
+    assert sequencer.push(executing, 0.0) == []
+    released = sequencer.expire(0.2)
+    assert [(r.event.header.tseq, r.gap) for r in released] == [(104, True)]
