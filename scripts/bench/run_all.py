@@ -41,6 +41,7 @@ def plan(rounds: int, quick: bool) -> dict[str, Callable[[], tuple[list[Figure],
             'latency': lambda: latency.run(1, 20),
             'broker': lambda: broker_bench.run(1, 3000, 3000, 1000),
             'subscriber': lambda: subscriber_bench.run(1, 5000),
+            'sqlite': lambda: drain.run_sqlite(1, 500),
         }
     # Drains and enqueues are short and their ratios the noisiest figures: more rounds.
     return {
@@ -51,6 +52,7 @@ def plan(rounds: int, quick: bool) -> dict[str, Callable[[], tuple[list[Figure],
         'latency': lambda: latency.run(rounds, 300),
         'broker': lambda: broker_bench.run(rounds),
         'subscriber': lambda: subscriber_bench.run(rounds + 2),
+        'sqlite': lambda: drain.run_sqlite(rounds),
     }
 
 
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--rounds', type=int, default=3,
                         help='rounds per side (default 3; more for drains and enqueues)')
     parser.add_argument('--quick', action='store_true', help='tiny counts, one round')
-    parser.add_argument('--only', help='comma-separated: drain,trace,bus,enqueue,latency,broker,subscriber')
+    parser.add_argument('--only', help='comma-separated: drain,trace,bus,enqueue,latency,broker,subscriber,sqlite')
     parser.add_argument('--no-write', action='store_true', help='print only')
     parser.add_argument('--no-setup', action='store_true', help='skip the install step')
     parser.add_argument('--out', default=os.path.join(REPO_ROOT, 'docs', 'benchmarks.md'))
