@@ -69,7 +69,13 @@ def make_batch(rng: random.Random, max_event_bytes: int, per_kind: int) -> Batch
         batch.add('wrong-typed', [msgpack.packb(rng.choice(WRONG_HEADERS)), body])
     for _ in range(max(1, per_kind // 10)):
         header, _ = _valid(rng)
-        big = wire.encode_body({'signal': 'complete', 'blob': bytes(max_event_bytes + 100)})
+        # Each frame fits the ingest socket's cap (--max-event-bytes: a larger frame would
+        # only drop the connection); header and body together do not, which the broker
+        # counts as oversized.
+        blob = bytes(max_event_bytes - 64)
+        big = wire.encode_body({'signal': 'complete', 'blob': blob})
+        big = wire.encode_body({'signal': 'complete',
+                                'blob': blob[:len(blob) - max(0, len(big) - max_event_bytes)]})
         batch.add('oversized', [header, big], oversized=True)
     return batch
 
