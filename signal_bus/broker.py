@@ -54,6 +54,26 @@ _SUBSCRIPTION_BATCH = 1000
 _WELCOME_INTERVAL = 0.010
 
 
+# pyzmq's Socket.send and recv_multipart wrap the compiled calls in Python (and ask the
+# socket RCVMORE, through an enum, after every frame): on the per-event path the
+# compiled calls are taken directly, a frame knowing itself whether more follow.
+_send_frame = zmq.backend.Socket.send
+_recv_frame = zmq.backend.Socket.recv
+
+
+def _receive_message(sock: zmq.Socket) -> list[bytes] | None:
+    """The next whole message waiting on ``sock`` (None when there is none)."""
+    try:
+        frame = _recv_frame(sock, _NOBLOCK, False)
+    except zmq.Again:
+        return None
+    frames = [frame.bytes]
+    while frame.more:  # the rest of a message is always there (libzmq delivers it whole)
+        frame = _recv_frame(sock, 0, False)
+        frames.append(frame.bytes)
+    return frames
+
+
 class BrokerEndpoints(NamedTuple):
     """The endpoints a running broker is bound to (wildcard ports resolved)."""
 
@@ -113,6 +133,7 @@ class Broker:
         self._welcome_at: float | None = None
         self._last_beat = float('-inf')
         self._topics: dict[tuple[str, str], bytes] = {}
+        self._bodies = wire.BodyChecker()
         self._pack_meta = msgpack.Packer().pack
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -259,12 +280,10 @@ class Broker:
                 self._drain_control(sockets.control)
 
     def _drain_ingest(self, sockets: _Sockets) -> None:
-        recv = sockets.ingest.recv_multipart
-        publish = sockets.publish
+        ingest, publish = sockets.ingest, sockets.publish
         for _ in range(_INGEST_BATCH):
-            try:
-                frames = recv(_NOBLOCK)
-            except zmq.Again:
+            frames = _receive_message(ingest)
+            if frames is None:
                 return
             self.counters.ingest_messages += 1
             try:
@@ -301,7 +320,7 @@ class Broker:
             return
         try:
             header = wire.decode_header_fast(header_frame)
-            final = wire.check_body_fast(body)
+            final = self._bodies.check(body)
             if header.pub not in self._publishers:
                 loss = self._publishers.observe(header, wire.check_body(body))
             else:
@@ -356,9 +375,9 @@ class Broker:
         body = event.body
         ring.append(seq, (topic, meta, body), len(topic) + len(meta) + len(body))
         try:
-            publish.send(topic, _NOBLOCK_MORE)
-            publish.send(meta, _NOBLOCK_MORE)
-            publish.send(body, _NOBLOCK)
+            _send_frame(publish, topic, _NOBLOCK_MORE)
+            _send_frame(publish, meta, _NOBLOCK_MORE)
+            _send_frame(publish, body, _NOBLOCK)
         except zmq.Again:
             pass
 
@@ -375,8 +394,8 @@ class Broker:
         # the rest of the message always is.
         try:
             for frame in frames[:-1]:
-                sock.send(frame, _NOBLOCK_MORE)
-            sock.send(frames[-1], _NOBLOCK)
+                _send_frame(sock, frame, _NOBLOCK_MORE)
+            _send_frame(sock, frames[-1], _NOBLOCK)
             return True
         except zmq.Again:
             return False

@@ -219,32 +219,56 @@ def decode_header_fast(frame: bytes) -> Header:
     try:
         value = _unpack_fast(frame)
     except Exception:
-        value = None
-    if (type(value) is list and len(value) == 7 and value[0] == 1
-            and type(value[0]) is int and value[1] in _KNOWN_SIGNALS
-            and type(value[2]) is str and type(value[3]) is str
-            and (value[4] is None or type(value[4]) is int and 0 <= value[4] <= U64_MAX)
-            and type(value[5]) is int and 0 <= value[5] <= U64_MAX
-            and type(value[6]) is int and 1 <= value[6] <= U64_MAX):
-        return Header._make(value[1:])
+        return decode_header(frame)
+    if type(value) is list and len(value) == 7:
+        version, signal, task_name, task_id, tseq, pub, pseq = value
+        if (version == 1 and type(version) is int and signal in _KNOWN_SIGNALS
+                and type(task_name) is str and type(task_id) is str
+                and (tseq is None or type(tseq) is int and 0 <= tseq <= U64_MAX)
+                and type(pub) is int and 0 <= pub <= U64_MAX
+                and type(pseq) is int and 1 <= pseq <= U64_MAX):
+            return _new_header(Header, (signal, task_name, task_id, tseq, pub, pseq))
     return decode_header(frame)
 
 
+_new_header = tuple.__new__
+
+
+class BodyChecker:
+    """Checks that a body frame is exactly one msgpack map without building it, with one
+    reused decoder (making one per body cost more than the check); says whether the body
+    has ``final: true`` (as every publisher writes it; a body that spells it otherwise
+    only keeps its task's ordering state longer)."""
+
+    def __init__(self) -> None:
+        self._unpacker = self._fresh()
+
+    @staticmethod
+    def _fresh() -> msgpack.Unpacker:
+        return msgpack.Unpacker(max_buffer_size=64 * 1024 * 1024)
+
+    def check(self, frame: bytes) -> bool:
+        """``WireError`` unless ``frame`` is one whole map; whether it is final."""
+        if not frame or frame[0] not in _MAP_MARKERS:
+            raise WireError('body must be a msgpack map')
+        unpacker = self._unpacker
+        start = unpacker.tell()
+        unpacker.feed(frame)
+        try:
+            unpacker.skip()
+        except Exception as exc:
+            self._unpacker = self._fresh()  # what was fed is still buffered: start anew
+            raise WireError('body is not valid msgpack: %s' % (exc,)) from None
+        used = unpacker.tell() - start
+        if used != len(frame):
+            self._unpacker = self._fresh()
+            raise WireError('body has %d bytes after its map' % (len(frame) - used))
+        return _FINAL_TRUE in frame
+
+
 def check_body_fast(frame: bytes) -> bool:
-    """Check that ``frame`` is exactly one msgpack map without building it; return
-    whether it says ``final: true`` (as every publisher writes it; a body that spells it
-    otherwise only keeps its task's ordering state longer)."""
-    if not frame or frame[0] not in _MAP_MARKERS:
-        raise WireError('body must be a msgpack map')
-    unpacker = msgpack.Unpacker(max_buffer_size=len(frame))
-    unpacker.feed(frame)
-    try:
-        unpacker.skip()
-    except Exception as exc:
-        raise WireError('body is not valid msgpack: %s' % (exc,)) from None
-    if unpacker.tell() != len(frame):
-        raise WireError('body has %d bytes after its map' % (len(frame) - unpacker.tell()))
-    return _FINAL_TRUE in frame
+    """``BodyChecker().check(frame)`` for one frame (the broker keeps a checker)."""
+    return BodyChecker().check(frame)
 
 
 def decode_consumer_meta(frame: bytes) -> dict[str, Any]:
