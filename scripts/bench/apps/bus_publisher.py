@@ -28,6 +28,7 @@ def send_tail_marker(publisher: Publisher, prefix: str, attempts: int = 10) -> N
         publisher.publish('complete', types.SimpleNamespace(
             id='%sf%07x' % (prefix, attempt), registry_name='apps.ours.noop', args=(),
             kwargs={}, retries=0, tseq=1, final=True))
+        publisher.flush()  # a coalescing publisher would hold it otherwise
         deadline = time.monotonic() + 5
         while publisher.stats()['pending'] and time.monotonic() < deadline:
             time.sleep(0.01)
