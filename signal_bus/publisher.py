@@ -43,11 +43,16 @@ EXIT_LINGER = 0.5
 #: A plain int: pyzmq's enum flags cost an enum operation per frame sent.
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
+_SNDMORE = int(zmq.SNDMORE)
 
 _SIGNALS = frozenset(ALL_SIGNALS)
 #: The longest a coalescing publisher holds an event back (DESIGN: at most 0.5 ms).
 COALESCE_SECONDS = 0.0005
-_MAX_BATCH_FRAMES = 2 * wire.MAX_BATCH_EVENTS
+#: Gathered events are sent at 63, leaving room for a dropped one offered again: a batch
+#: never passes the wire's 64.
+_MAX_GATHERED_FRAMES = 2 * (wire.MAX_BATCH_EVENTS - 1)
+#: pyzmq's Socket.send wraps the compiled call in Python (0.45 of its 0.65 us a frame).
+_send_frame = zmq.backend.Socket.send
 
 _COUNTS = ('buffered', 'sent', 'dropped_buffer_full', 'dropped_send', 'errors', 'messages')
 
@@ -151,7 +156,7 @@ class _Channel:
             self.flush()
         else:
             self.running = None
-            if (len(pending) >= _MAX_BATCH_FRAMES
+            if (len(pending) >= _MAX_GATHERED_FRAMES
                     or now - self.pending_since >= COALESCE_SECONDS):
                 self.flush()
 
@@ -165,13 +170,13 @@ class _Channel:
         self.pending = []
         if self.retry is not None:
             pending[:0] = self.retry
-        send = self.sock.send
+        sock = self.sock
         try:
             # A message whose first frame was accepted is always accepted whole.
-            send(pending[0], _NOBLOCK_MORE)
+            _send_frame(sock, pending[0], _NOBLOCK_MORE)
             for frame in pending[1:-1]:
-                send(frame, _NOBLOCK_MORE)
-            send(pending[-1], _NOBLOCK)
+                _send_frame(sock, frame, _NOBLOCK_MORE)
+            _send_frame(sock, pending[-1], _NOBLOCK)
         except zmq.Again:
             count = len(pending) // 2 - (self.retry is not None)
             self.counts['dropped_send'] += count
@@ -198,8 +203,8 @@ class _Channel:
         """Queue one event's frames; count it as sent, or as dropped when the queue is full."""
         try:
             # A message whose first frame was accepted is always accepted whole.
-            self.sock.send(header, flags | zmq.SNDMORE)
-            self.sock.send(body, flags)
+            _send_frame(self.sock, header, flags | _SNDMORE)
+            _send_frame(self.sock, body, flags)
         except zmq.Again:
             if (header, body) != self.retry:
                 self.counts['dropped_send'] += 1

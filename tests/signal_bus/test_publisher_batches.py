@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import random
 
+import zmq
 from bus_helpers import ControlClient, FakeTask, RawSubscriber, body_of
 from helpers import wait_until
 
-from signal_bus import Broker, BusConfig, Publisher
+from signal_bus import Broker, BusConfig, Publisher, wire
 
 
 def _coalescing(bus_config: BusConfig) -> Publisher:
@@ -168,3 +169,23 @@ def test_a_gathered_event_is_on_the_wire_before_a_local_handler_runs(bus_config,
     assert event is not None and event.signal == 'complete'
     assert body_of(event)['queue'] == 'batches'
     publisher.close()
+
+
+def test_a_dropped_event_offered_again_never_makes_a_batch_over_64(zmq_context):
+    # A channel whose newest dropped event waits to be offered again gathers at most 63
+    # more, so the batch that carries both stays within the wire's 64 pairs.
+    from signal_bus.publisher import _Channel
+    pull = zmq_context.socket(zmq.PULL)
+    port = pull.bind_to_random_port('tcp://127.0.0.1')
+    channel = _Channel(zmq_context, BusConfig(ingest='tcp://127.0.0.1:%d' % port))
+    channel.batching = True                         # as after the broker's answer
+    channel.retry = (b'dropped-header', b'dropped-body')
+    for index in range(200):
+        channel.send('complete', 'app.t', 'id-%d' % index, 2, b'\x80')
+    channel.flush()
+    sizes = []
+    while len(sizes) < 4 and pull.poll(5000):
+        sizes.append(len(pull.recv_multipart()) // 2)
+    assert max(sizes) <= wire.MAX_BATCH_EVENTS and sum(sizes) == 201
+    channel.close(0)
+    pull.close(0)
