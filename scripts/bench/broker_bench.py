@@ -32,8 +32,13 @@ def publish_run(target: Any, total: int, rate: float, timing: bool = False) -> d
     through ``target`` (the broker or the relay) to one counting subscriber process.
 
     Publishers coalesce as a consumer's workers do; they send batches only to a target
-    that announces them on its control socket (the broker; the relay has none)."""
-    sub = SubscriberProcess(target, timing=timing, raw=True)
+    that announces them on its control socket (the broker; the relay has none). Unpaced,
+    a plain counting subscriber reads (the hop measured is the broker's); paced, the
+    broker's events go to the library's ``Subscriber``, which repairs from the ring what
+    its small send queue dropped (SPEC: ``--subscriber-hwm``), so "lost" means lost to a
+    real subscriber. The relay, which numbers nothing, is always read plainly."""
+    sub = SubscriberProcess(target, timing=timing,
+                            raw=not rate or target.control is None)
     try:
         each = total // PUBLISHERS
         start_at = time.time() + START_DELAY
