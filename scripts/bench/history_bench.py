@@ -5,9 +5,10 @@ and a timeline answer with 1,000,000 stored events, and whether memory grows wit
     per transaction), events of 3 per task (enqueued, executing, complete) with bodies as
     a worker's publisher builds them; events/s.
 (b) ``bus``: a real ``signal-broker`` process, a publisher process sending N events as
-    fast as ``signal_bus.Publisher`` takes them (what its buffer drops never reaches the
-    broker), and the history subscriber (``HistoryRecorder``) in this process: ``live``,
-    events/s stored while the publisher sends; ``catch-up``, events/s stored when the
+    fast as ``signal_bus.Publisher`` takes them, coalescing as a consumer's worker does
+    (what its buffer drops never reaches the broker), and the history subscriber
+    (``HistoryRecorder``) in this process: ``live``, events/s stored while the publisher
+    sends; ``catch-up``, events/s stored when the
     subscriber starts after the broker's ring holds all N (a restarted dashboard). Losses
     the history counted (other than events a publisher dropped before the broker, which it
     also records) must be 0.
@@ -97,9 +98,15 @@ def time_queries(history: History, task_id: str) -> dict[str, tuple[float, float
     return figures
 
 
-def _publish(ingest: str, count: int) -> None:
-    from signal_bus import Publisher
-    publisher = Publisher(ingest)
+def _publish(ingest: str, control: str, count: int) -> None:
+    """Publish as a consumer's worker does: coalescing, once the broker says it may."""
+    from signal_bus import BusConfig, Publisher
+    publisher = Publisher(BusConfig(ingest=ingest, control=control))
+    publisher.coalesce()
+    deadline = time.monotonic() + 5
+    while not publisher.stats()['batching'] and time.monotonic() < deadline:
+        publisher.flush()  # reads the broker's answer to the batch probe
+        time.sleep(0.01)
     for number in range(count):
         publisher.publish(SIGNALS[number % 3], _task(number // 3))
     publisher.close()
@@ -123,7 +130,7 @@ def bus_rates(folder: str, count: int) -> dict[str, tuple[float, int, int]]:
             if mode == 'live':
                 recorder.start()
                 wait_for(recorder.resumed.is_set, 30, 'the recorder to reach the broker')
-            sender = multiprocessing.Process(target=_publish, args=(ingest, count))
+            sender = multiprocessing.Process(target=_publish, args=(ingest, control, count))
             sender.start()
             if mode == 'live':
                 wait_for(lambda: history.position()[1] > sent, 60, 'the first event stored')
