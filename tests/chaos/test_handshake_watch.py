@@ -46,12 +46,15 @@ def refusals(caplog):
     return [r.getMessage() for r in caplog.records if 'handshake with' in r.getMessage()]
 
 
-@pytest.mark.parametrize('server, client, reason', [
-    ('broker', 'stranger', "the broker refused this client's key"),
-    ('impostor', 'friend', 'closed the connection during the handshake'),
-    ('broker', None, 'the security settings do not match'),
+@pytest.mark.parametrize('server, client, reasons', [
+    ('broker', 'stranger', ("the broker refused this client's key",)),
+    ('impostor', 'friend', ('closed the connection during the handshake',)),
+    # A client without CURVE: libzmq reports the mismatch as a protocol failure or, when
+    # the broker hangs up first, as a handshake that ended without detail.
+    ('broker', None, ('the security settings do not match',
+                      'closed the connection during the handshake')),
 ])
-def test_a_refused_handshake_is_logged_once(curve_broker, caplog, server, client, reason):
+def test_a_refused_handshake_is_logged_once(curve_broker, caplog, server, client, reasons):
     broker, keys = curve_broker
     endpoint = broker.endpoints.ingest
     with caplog.at_level(logging.ERROR, logger='signal_bus.handshake'):
@@ -63,7 +66,7 @@ def test_a_refused_handshake_is_logged_once(curve_broker, caplog, server, client
     lines = refusals(caplog)
     assert len(lines) == 1, lines
     assert lines[0].startswith('test client: handshake with %s refused' % endpoint)
-    assert reason in lines[0]
+    assert any(reason in lines[0] for reason in reasons), lines[0]
 
 
 def test_an_accepted_client_logs_nothing(curve_broker, caplog):
