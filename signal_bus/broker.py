@@ -332,9 +332,7 @@ class Broker:
         if loss is not None:
             self._report_loss(publish, loss)
         now = self._clock()
-        released = self._sequencer.push(Pending(header, body, final, now), now)
-        for event, gap in released:
-            self._publish(publish, event, gap)
+        self._publish_all(publish, self._sequencer.push(Pending(header, body, final, now), now))
 
     def _ingest_consumer(self, frame: bytes, publish: zmq.Socket) -> None:
         """A consumer's ``_consumer`` map: fanned out as a meta message, neither numbered
