@@ -198,8 +198,8 @@ class Broker:
             sockets = self._bind(context)
             try:
                 admission.watch(sockets.publish)
-                logger.info('signal broker epoch %d: ingest %s, publish %s, control %s',
-                            self.epoch, *self._endpoints)
+                logger.info('signal broker epoch %d: ingest %s, publish %s, control %s; %s',
+                            self.epoch, *self._endpoints, self._security())
                 self._bound.set()
                 self._loop(sockets)
             finally:
@@ -209,6 +209,15 @@ class Broker:
             self._endpoints = None
             admission.stop()
             context.term()
+
+    def _security(self) -> str:
+        """How the broker's sockets are secured, for its start line."""
+        if not self.config.curve_secret_key:
+            return 'CURVE off (plain text: bind loopback or a trusted network only)'
+        if self.config.curve_authorized_keys:
+            return 'CURVE on, clients limited to the keys in %s' % (
+                self.config.curve_authorized_keys,)
+        return 'CURVE on (encrypted), any client key accepted'
 
     def _bind(self, context: zmq.Context) -> _Sockets:
         keypair = (load_keypair(self.config.curve_secret_key)

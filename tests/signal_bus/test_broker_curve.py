@@ -102,3 +102,14 @@ def test_a_publisher_whose_key_is_refused_logs_one_line_saying_so(curve, caplog)
     intruder.close()
     lines = refusals()
     assert len(lines) == 1 and "refused this client's key" in lines[0].getMessage()
+
+
+def test_the_start_line_says_whether_curve_is_on(tmp_path, broker_factory, caplog):
+    caplog.set_level('INFO', logger='signal_bus.broker')
+    _, secret = generate_keypair(str(tmp_path / 'keys'), 'broker')
+    broker_factory()
+    broker_factory(curve_secret_key=secret)
+    lines = [r.getMessage() for r in caplog.records if 'signal broker epoch' in r.getMessage()]
+    assert len(lines) == 2
+    assert 'CURVE off' in lines[0]
+    assert 'CURVE on (encrypted), any client key accepted' in lines[1]
