@@ -199,7 +199,7 @@ class Broker:
             try:
                 admission.watch(sockets.publish)
                 logger.info('signal broker epoch %d: ingest %s, publish %s, control %s; %s',
-                            self.epoch, *self._endpoints, self._security())
+                            self.epoch, *self.endpoints, self._security())
                 self._bound.set()
                 self._loop(sockets)
             finally:
@@ -248,7 +248,8 @@ class Broker:
             for sock in made:
                 sock.close(linger=0)
             raise
-        self._endpoints = BrokerEndpoints(*(sock.last_endpoint.decode() for sock in made))
+        self._endpoints = BrokerEndpoints(*(sock.getsockopt_string(zmq.LAST_ENDPOINT)
+                                            for sock in made))
         return _Sockets(ingest, publish, control)
 
     @staticmethod
@@ -280,7 +281,7 @@ class Broker:
             due = min(next_beat, self._sequencer.next_deadline() or next_beat)
             if self._welcome_at is not None:
                 due = min(due, self._welcome_at)
-            ready = dict(poller.poll(max(0, min((due - now) * 1000, _STOP_CHECK_MS))))
+            ready = dict(poller.poll(int(max(0, min((due - now) * 1000, _STOP_CHECK_MS)))))
             if sockets.ingest in ready:
                 self._drain_ingest(sockets)
             if sockets.publish in ready:
@@ -408,9 +409,9 @@ class Broker:
             return False
 
     def _report_loss(self, publish: zmq.Socket, loss: Loss) -> None:
-        self.counters.publisher_drops += loss.count
+        self.counters.publisher_drops += loss.events
         logger.info('publisher %d (host %s, pid %s) lost %d events (pseq %d..%d)',
-                    loss.pub, loss.host, loss.pid, loss.count, loss.first_pseq,
+                    loss.pub, loss.host, loss.pid, loss.events, loss.first_pseq,
                     loss.last_pseq)
         self._send(publish, wire.encode_loss(*loss))
 
@@ -498,7 +499,7 @@ class Broker:
         except WireError as exc:
             self.counters.control_errors += 1
             return [wire.encode_error_reply(str(exc))]
-        if request == wire.OP_STATS:
+        if not isinstance(request, wire.ReplayRequest):  # the only other op: stats
             self._drain_monitor()
             return [wire.encode_stats_reply(self.stats())]
         page = self._ring.page(request.from_seq, request.to_seq, request.limit,

@@ -169,9 +169,8 @@ class BrokerConfig:
     def client_config(self, **options: Any) -> BusConfig:
         """A ``BusConfig`` pointing at this broker's endpoints (on loopback when bound to
         all interfaces)."""
-        endpoints = [_connectable(getattr(self, what)) for what in ('ingest', 'publish',
-                                                                    'control')]
-        return BusConfig(*endpoints, **options)
+        return BusConfig(ingest=_connectable(self.ingest), publish=_connectable(self.publish),
+                         control=_connectable(self.control), **options)
 
 
 def _connectable(endpoint: str) -> str:

@@ -39,7 +39,7 @@ class Loss(NamedTuple):
     pub: int
     host: str | None
     pid: int | None
-    count: int
+    events: int
     first_pseq: int
     last_pseq: int
 

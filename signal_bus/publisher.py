@@ -401,6 +401,7 @@ class Publisher:
                 self._counts_of_gone = dict.fromkeys(_COUNTS, 0)
                 self._pid = os.getpid()
                 atexit.register(_close_at_exit, weakref.ref(self), self._pid)
+            assert self._context is not None  # made above in this process
             channel = _Channel(self._context, self.config)
             weakref.finalize(channel, _remember_counts, weakref.ref(self), channel.counts)
             self._channels.add(channel)
@@ -422,12 +423,13 @@ class Publisher:
             for source in sources:
                 for key in _COUNTS:
                     counts[key] += source[key]
-        mine = channel is not None and channel.pid == os.getpid()
-        counts.update(pub=channel.pub if mine else None, pseq=channel.pseq if mine else 0,
-                      batching=bool(mine and channel.batching),
-                      pending=len(channel.pending) // 2 if mine else 0,
-                      dropped=counts['dropped_buffer_full'] + counts['dropped_send'])
-        return counts
+        result: dict[str, Any] = dict(counts, pub=None, pseq=0, batching=False, pending=0,
+                                      dropped=counts['dropped_buffer_full']
+                                      + counts['dropped_send'])
+        if channel is not None and channel.pid == os.getpid():
+            result.update(pub=channel.pub, pseq=channel.pseq, batching=channel.batching,
+                          pending=len(channel.pending) // 2)
+        return result
 
     def close(self, timeout: float = CLOSE_LINGER) -> None:
         """Let queued events leave for at most ``timeout`` (max 1 s), then close."""

@@ -97,7 +97,7 @@ def test_publisher_table_reports_holes_once():
     info = BodyInfo(False, 'h', 1)
     assert table.observe(Header('enqueued', 'n', 'i', 1, 9, 4), info) is None
     loss = table.observe(Header('enqueued', 'n', 'i', 1, 9, 8), info)
-    assert (loss.count, loss.first_pseq, loss.last_pseq, loss.host) == (3, 5, 7, 'h')
+    assert (loss.events, loss.first_pseq, loss.last_pseq, loss.host) == (3, 5, 7, 'h')
     assert table.observe(Header('enqueued', 'n', 'i', 1, 9, 6), info) is None
     assert table.observe(Header('enqueued', 'n', 'i', 1, 9, 9), info) is None
     for pub in (1, 2, 3):
