@@ -222,7 +222,8 @@ def decode_header_fast(frame: bytes) -> Header:
         return decode_header(frame)
     if type(value) is list and len(value) == 7:
         version, signal, task_name, task_id, tseq, pub, pseq = value
-        if (version == 1 and type(version) is int and signal in _KNOWN_SIGNALS
+        if (version == 1 and type(version) is int and type(signal) is str
+                and signal in _KNOWN_SIGNALS
                 and type(task_name) is str and type(task_id) is str
                 and (tseq is None or type(tseq) is int and 0 <= tseq <= U64_MAX)
                 and type(pub) is int and 0 <= pub <= U64_MAX
@@ -237,8 +238,10 @@ _new_header = tuple.__new__
 class BodyChecker:
     """Checks that a body frame is exactly one msgpack map without building it, with one
     reused decoder (making one per body cost more than the check); says whether the body
-    has ``final: true`` (as every publisher writes it; a body that spells it otherwise
-    only keeps its task's ordering state longer)."""
+    has ``final: true`` (read from its bytes, as every publisher writes it: a body that
+    spells it otherwise only keeps its task's ordering state longer, and one whose values
+    happen to hold those bytes only has it forgotten sooner, which the sequencer's memory
+    of forgotten tasks covers)."""
 
     def __init__(self) -> None:
         self._unpacker = self._fresh()
@@ -264,11 +267,6 @@ class BodyChecker:
             self._unpacker = self._fresh()
             raise WireError('body has %d bytes after its map' % (len(frame) - used))
         return _FINAL_TRUE in frame
-
-
-def check_body_fast(frame: bytes) -> bool:
-    """``BodyChecker().check(frame)`` for one frame (the broker keeps a checker)."""
-    return BodyChecker().check(frame)
 
 
 def decode_consumer_meta(frame: bytes) -> dict[str, Any]:
