@@ -1,0 +1,155 @@
+"""Where the bus's cost per event goes: the measurements behind the findings' profile.
+
+    python scripts/bench/bus_profile.py [-n 20000]
+
+Prints, each measured here and now against real processes:
+- ``publish``: wall µs of one ``Publisher.publish`` (a broker process receiving), one by
+  one and coalescing as a consumer's worker thread and worker process do;
+- ``wake-up``: the publishing process's CPU per task (user + system, libzmq's I/O thread
+  included) for two events around 100 µs of busy work, against the same work without
+  events, in each mode: what a wake-up of libzmq's I/O thread costs, and how often;
+- ``broker``: a broker process's CPU per event for 3 publishers -> 1 counting subscriber,
+  unpaced, split into its Python thread and libzmq's I/O thread;
+- ``round trip``: a bare redis-py ``PING`` and ``RPUSH``, our storage's enqueue and a whole
+  ``noop(i)`` call, µs each (what single-call enqueue is made of).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import time
+import timeit
+import types
+from typing import Any
+
+import broker_bench
+from bus_tools import BrokerProcess
+from common import OURS, RedisProcess
+from drain import app_for
+
+SPIN_SECONDS = 100e-6
+
+
+def _task(number: int) -> types.SimpleNamespace:
+    return types.SimpleNamespace(id='%032x' % number, registry_name='apps.ours.noop',
+                                 args=(number,), kwargs={}, retries=0, tseq=1, final=False)
+
+
+#: How a publisher sends: one event a message; coalescing as a worker thread does (the batch
+#: goes with each ``executing``); as a worker process does (the batch goes when 0.5 ms old,
+#: the process's alarm covering long tasks).
+MODES = {'one by one': None, 'thread worker': False, 'process worker': True}
+
+
+def _publisher(broker: BrokerProcess, deferred: bool | None) -> Any:
+    from signal_bus import BusConfig, Publisher
+    publisher = Publisher(BusConfig(ingest=broker.ingest, control=broker.control))
+    if deferred is not None:
+        publisher.coalesce(deferred)
+        deadline = time.monotonic() + 5
+        while not publisher.stats()['batching'] and time.monotonic() < deadline:
+            publisher.flush()  # reads the broker's answer to the batch probe
+            time.sleep(0.01)
+    return publisher
+
+
+def _spin() -> None:
+    end = time.perf_counter() + SPIN_SECONDS
+    while time.perf_counter() < end:
+        pass
+
+
+def publish_cost(broker: BrokerProcess, n: int, deferred: bool | None) -> float:
+    """Wall µs of one publish."""
+    publisher = _publisher(broker, deferred)
+    tasks = [_task(i) for i in range(n)]
+    started = time.perf_counter()
+    for task in tasks:
+        publisher.publish('complete', task, None, 'worker')
+    publisher.flush()
+    elapsed = time.perf_counter() - started
+    publisher.close()
+    return elapsed / n * 1e6
+
+
+def task_cpu(broker: BrokerProcess | None, n: int, deferred: bool | None) -> float:
+    """This process's CPU µs per task of 100 µs busy work with (or without) two events."""
+    publisher = _publisher(broker, deferred) if broker is not None else None
+    tasks = [_task(i) for i in range(n)]
+    started = time.process_time()
+    for task in tasks:
+        if publisher is not None:
+            publisher.publish('executing', task, None, 'worker')
+        _spin()
+        if publisher is not None:
+            publisher.publish('complete', task, None, 'worker')
+    if publisher is not None:
+        publisher.flush()
+    cpu = time.process_time() - started
+    if publisher is not None:
+        publisher.close()
+    return cpu / n * 1e6
+
+
+def _thread_cpu(pid: int) -> dict[str, float]:
+    ticks = os.sysconf('SC_CLK_TCK')
+    seconds: dict[str, float] = {}
+    for task in glob.glob('/proc/%d/task/*' % pid):
+        with open(task + '/stat') as stat, open(task + '/comm') as comm:
+            fields = stat.read().rsplit(')', 1)[1].split()
+            name = comm.read().strip()
+        seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
+
+
+def broker_cpu(events: int) -> dict[str, float]:
+    """The broker process's CPU µs per event, by thread, for an unpaced run."""
+    with BrokerProcess() as broker:
+        before = _thread_cpu(broker.pid)
+        result = broker_bench.publish_run(broker, events, 0)
+        after = _thread_cpu(broker.pid)
+    per_event = {name: (after[name] - before.get(name, 0.0)) / result['delivered'] * 1e6
+                 for name in after}
+    per_event['delivered events/s'] = result['rate']
+    return per_event
+
+
+def round_trips(n: int) -> dict[str, float]:
+    """µs of a bare PING and RPUSH, our storage's enqueue, a whole ``noop(i)``."""
+    import redis
+    with RedisProcess() as server:
+        client = redis.Redis.from_url(server.url)
+        queue, noop = app_for(OURS, server.url)
+        data = queue.serialize_task(noop.s(1))
+        for _ in range(200):
+            noop(1)
+        return {name: timeit.timeit(call, number=n) / n * 1e6 for name, call in (
+            ('redis-py PING', client.ping), ('redis-py RPUSH', lambda: client.rpush('x', data)),
+            ('our storage enqueue', lambda: queue.storage.enqueue(data, 0)),
+            ('whole noop(i) call', lambda: noop(1)))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure and print each part."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('-n', type=int, default=20000, help='events or tasks per part')
+    args = parser.parse_args(argv)
+    with BrokerProcess() as broker:
+        for mode, deferred in MODES.items():
+            print('publish, %-14s %6.1f µs wall'
+                  % (mode, publish_cost(broker, args.n, deferred)))
+        bare = task_cpu(None, args.n // 4, None)
+        for mode, deferred in MODES.items():
+            cpu = task_cpu(broker, args.n // 4, deferred)
+            print('wake-up, %-14s %6.1f µs CPU a task with two events, %.1f without (+%.1f)'
+                  % (mode, cpu, bare, cpu - bare))
+    for name, value in broker_cpu(max(args.n, 30000) * 3).items():
+        print('broker, %-20s %10.1f' % (name, value) + ('' if 'events/s' in name
+                                                        else ' µs CPU an event'))
+    for name, value in round_trips(args.n // 4).items():
+        print('round trip, %-20s %6.1f µs' % (name, value))
+
+
+if __name__ == '__main__':
+    main()
