@@ -217,6 +217,19 @@ class Running:
         return self.proc.returncode, err
 
 
+def refusing_bus(folder: Any) -> tuple[Bus, str]:
+    """A started CURVE ``Bus`` whose authorized keys list no client this test holds, and
+    the broker's public key file (what a refused client is given)."""
+    from signal_bus.keys import generate_keypair
+    broker_public, broker_secret = generate_keypair(str(folder / 'broker'), 'broker')
+    generate_keypair(str(folder / 'allowed'), 'client')
+    bus = Bus()
+    bus.config_options.update(curve_secret_key=broker_secret,
+                              curve_authorized_keys=str(folder / 'allowed'))
+    bus.start()
+    return bus, broker_public
+
+
 def subscribed(bus: Bus, count: int = 1) -> None:
     """Poll until the broker has seen ``count`` subscriptions (a subscriber is live)."""
     wait_until(lambda: bus.broker.stats()['subscriptions'] >= count, timeout=15,

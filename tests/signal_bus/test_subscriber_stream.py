@@ -11,7 +11,7 @@ import pytest
 from signal_bus import wire
 from signal_bus.client_events import Event
 from signal_bus.subscriber import Subscriber
-from test_subscriber_fixtures import Bus, bus, wait_until  # noqa: F401
+from test_subscriber_fixtures import Bus, bus, refusing_bus, wait_until  # noqa: F401
 
 
 def take(sub: Subscriber, count: int, timeout: float = 20.0) -> list[Event]:
@@ -129,13 +129,7 @@ def test_silence_before_any_broker_answered_is_reported_too(subs):
 
 def test_a_subscriber_whose_key_the_broker_refuses_logs_one_line_saying_so(tmp_path, caplog,
                                                                           subs):
-    from signal_bus.keys import generate_keypair
-    broker_public, broker_secret = generate_keypair(str(tmp_path / 'broker'), 'broker')
-    generate_keypair(str(tmp_path / 'allowed'), 'client')
-    secure = Bus()
-    secure.config_options.update(curve_secret_key=broker_secret,
-                                 curve_authorized_keys=str(tmp_path / 'allowed'))
-    secure.start()
+    secure, broker_public = refusing_bus(tmp_path)
     try:
         with caplog.at_level(logging.ERROR, logger='signal_bus.handshake'):
             stranger = Subscriber(secure.publish, curve_server_key=broker_public)

@@ -288,14 +288,8 @@ def test_a_tail_still_waiting_for_its_first_broker_says_so_after_3_seconds():
 
 
 def test_a_tail_whose_key_the_broker_refuses_says_so_and_exits_4(tmp_path):
-    from signal_bus.keys import generate_keypair
-    from test_subscriber_fixtures import Bus
-    broker_public, broker_secret = generate_keypair(str(tmp_path / 'broker'), 'broker')
-    generate_keypair(str(tmp_path / 'allowed'), 'client')
-    secure = Bus()
-    secure.config_options.update(curve_secret_key=broker_secret,
-                                 curve_authorized_keys=str(tmp_path / 'allowed'))
-    secure.start()
+    from test_subscriber_fixtures import refusing_bus
+    secure, broker_public = refusing_bus(tmp_path)
     try:
         tail = start_tail(secure, '--curve-server-key', broker_public, '--timeout', '4')
         status, err = tail.finish(timeout=60)
