@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import weakref
 from time import monotonic as _monotonic
 from typing import Any
@@ -347,6 +348,20 @@ class Publisher:
                 self._channel().coalesce(deferred)
         except Exception:
             self._count_error()
+
+    def wait_for_batches(self, timeout: float = 5.0) -> bool:
+        """Wait (polling, at most ``timeout`` seconds) until the calling thread's channel,
+        asked to ``coalesce()``, has the broker's answer to its batch probe; whether its
+        events now travel in batches. A worker never needs this (the answer is read at its
+        next publish); a benchmark wants its clock to start once batching is on."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.flush()  # reads the probe's answer
+            channel = getattr(self._local, 'channel', None)
+            batching = bool(channel is not None and channel.batching)
+            if batching or time.monotonic() >= deadline:
+                return batching
+            time.sleep(0.01)
 
     def deadline(self) -> float | None:
         """When the calling thread's oldest gathered event is due (``time.monotonic``),

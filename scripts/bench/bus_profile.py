@@ -47,10 +47,7 @@ def _publisher(broker: BrokerProcess, deferred: bool | None) -> Any:
     publisher = Publisher(BusConfig(ingest=broker.ingest, control=broker.control))
     if deferred is not None:
         publisher.coalesce(deferred)
-        deadline = time.monotonic() + 5
-        while not publisher.stats()['batching'] and time.monotonic() < deadline:
-            publisher.flush()  # reads the broker's answer to the batch probe
-            time.sleep(0.01)
+        publisher.wait_for_batches()
     return publisher
 
 

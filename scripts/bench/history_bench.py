@@ -103,10 +103,7 @@ def _publish(ingest: str, control: str, count: int) -> None:
     from signal_bus import BusConfig, Publisher
     publisher = Publisher(BusConfig(ingest=ingest, control=control))
     publisher.coalesce()
-    deadline = time.monotonic() + 5
-    while not publisher.stats()['batching'] and time.monotonic() < deadline:
-        publisher.flush()  # reads the broker's answer to the batch probe
-        time.sleep(0.01)
+    publisher.wait_for_batches()
     for number in range(count):
         publisher.publish(SIGNALS[number % 3], _task(number // 3))
     publisher.close()

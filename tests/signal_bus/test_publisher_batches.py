@@ -14,21 +14,13 @@ def _coalescing(bus_config: BusConfig) -> Publisher:
     """A publisher whose calling thread batches, once the broker has said it may."""
     publisher = Publisher(bus_config)
     publisher.coalesce()
-    publisher.publish('enqueued', FakeTask('app.warm', tseq=1))   # reads the probe's answer
-    wait_until(lambda: publisher.publish('scheduled', FakeTask('app.warm', tseq=1))
-               or publisher.stats()['batching'], message='the broker to announce batches')
-    publisher.flush()
+    assert publisher.wait_for_batches(10.0), 'the broker did not announce batches'
     return publisher
-
-
-def _drain_warmup(sub: RawSubscriber, publisher: Publisher) -> None:
-    sub.events(publisher.stats()['pseq'])
 
 
 def test_coalesced_events_arrive_all_in_publishing_order_in_fewer_messages(
         bus_config, raw_sub, control):
     publisher = _coalescing(bus_config)
-    _drain_warmup(raw_sub, publisher)
     before = publisher.stats()
     rng = random.Random(7)
     tasks = [FakeTask('app.t%d' % rng.randrange(5), tseq=0) for _ in range(40)]
@@ -52,7 +44,6 @@ def test_coalesced_events_arrive_all_in_publishing_order_in_fewer_messages(
 
 def test_executing_goes_at_once_with_what_was_gathered_before_it(bus_config, raw_sub):
     publisher = _coalescing(bus_config)
-    _drain_warmup(raw_sub, publisher)
     done, running = FakeTask('app.done', tseq=2), FakeTask('app.next', tseq=1)
     publisher.publish('complete', done, None, 'worker')
     assert publisher.stats()['pending'] == 1
@@ -64,7 +55,6 @@ def test_executing_goes_at_once_with_what_was_gathered_before_it(bus_config, raw
 
 def test_an_event_published_while_a_task_runs_goes_at_once(bus_config, raw_sub):
     publisher = _coalescing(bus_config)
-    _drain_warmup(raw_sub, publisher)
     publisher.publish('executing', FakeTask('app.parent', tseq=1), None, 'worker')
     publisher.publish('enqueued', FakeTask('app.child', tseq=1), None, 'worker')
     assert publisher.stats()['pending'] == 0     # the parent's code may run on for long
@@ -74,7 +64,6 @@ def test_an_event_published_while_a_task_runs_goes_at_once(bus_config, raw_sub):
 
 def test_a_lone_gathered_event_goes_out_at_flush_and_at_close(bus_config, raw_sub):
     publisher = _coalescing(bus_config)
-    _drain_warmup(raw_sub, publisher)
     publisher.publish('complete', FakeTask('app.one', tseq=3), None, 'worker')
     publisher.flush()                        # what the worker does before it blocks
     assert raw_sub.events(1)[0].task_name == 'app.one'
@@ -103,6 +92,7 @@ def test_no_batches_for_a_broker_that_does_not_announce_them(broker, zmq_context
     sub.wait_connected()
     publisher = Publisher(config)
     publisher.coalesce()
+    assert not publisher.wait_for_batches(0.3)
     for index in range(3):
         publisher.publish('enqueued', FakeTask('app.t%d' % index, tseq=1))
     assert len(sub.events(3)) == 3
@@ -149,10 +139,7 @@ def test_a_gathered_event_is_on_the_wire_before_a_local_handler_runs(bus_config,
     queue = TaskQueue('batches', storage='memory://')
     publisher = queue.attach_bus(bus_config)
     queue.coalesce_signals()
-    wait_until(lambda: publisher.publish('scheduled', FakeTask('app.warm', tseq=1))
-               or publisher.stats()['batching'], message='the broker to announce batches')
-    publisher.flush()
-    raw_sub.events(publisher.stats()['pseq'])
+    assert publisher.wait_for_batches(10.0), 'the broker did not announce batches'
     seen_by_handler = []
 
     @queue.signal(SIGNAL_COMPLETE)

@@ -59,10 +59,7 @@ def main() -> None:
              for i in range(args.count)]
     publisher.pub  # builds the channel and connects before the clock starts
     if args.coalesce:  # the broker's answer to the batch probe arrives before the clock starts
-        deadline = time.monotonic() + 2
-        while not publisher.stats()['batching'] and time.monotonic() < deadline:
-            publisher.flush()
-            time.sleep(0.01)
+        publisher.wait_for_batches(2.0)
     delay = args.start_at - time.time()
     if delay > 0:
         time.sleep(delay)
