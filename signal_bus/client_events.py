@@ -13,6 +13,8 @@ import datetime
 import logging
 from typing import Any, Iterator, Mapping
 
+import msgpack
+
 from .exceptions import WireError
 from .wire import EventMessage, EventMeta, decode_body_frame, topic_for
 
@@ -109,6 +111,14 @@ class Event:
                 data = {}
             self._map, self._body = data, b''  # keep one copy, not both
         return data
+
+    def body_frame(self) -> bytes:
+        """The body as it travelled (a msgpack map without the meta keys): the frame
+        itself while unread, packed again from the map once read or when built from one."""
+        if self._map is None:
+            return self._body
+        return msgpack.packb({key: value for key, value in self._map.items()
+                              if key not in _META_KEYS}, use_bin_type=True, default=repr)
 
     def __getattr__(self, key: str) -> Any:
         # Reached for body keys, and for frame keys an Event built from a map lacks.

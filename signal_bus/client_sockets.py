@@ -9,7 +9,7 @@ import zmq
 
 from . import wire
 from .config import CurveClientKeys
-from .exceptions import BusConfigError, BusError
+from .exceptions import BusConfigError, BusError, WireError
 from .handshake import watch_handshake
 from .keys import apply_client, client_keys, load_public_key
 
@@ -81,16 +81,29 @@ class ControlClient:
             self._socket = sock
         return self._socket
 
-    def _receive(self, timeout: float) -> wire.ControlReply:
+    def _receive_frames(self, timeout: float) -> list[bytes]:
+        """The next reply message's frames: taken at once when one is queued (a replay
+        page's common case, sparing a poll per event), else waited for up to ``timeout``."""
         sock = self._connected()
-        if not sock.poll(int(timeout * 1000)):
-            self.close()
-            raise TimeoutError('the broker control socket %s did not answer within %.1fs'
-                               % (self.endpoint, timeout))
-        frames = sock.recv_multipart()
+        try:
+            frame = sock.recv(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            if not sock.poll(int(timeout * 1000)):
+                self.close()
+                raise TimeoutError('the broker control socket %s did not answer within '
+                                   '%.1fs' % (self.endpoint, timeout)) from None
+            frame = sock.recv(copy=False)
+        # Frame by frame: a frame knows whether more follow (no RCVMORE query per frame).
+        frames = [frame.bytes]
+        while frame.more:
+            frame = sock.recv(copy=False)
+            frames.append(frame.bytes)
         while len(frames) > 1 and frames[0] == b'':
             frames = frames[1:]  # tolerate a REQ-style empty delimiter
-        return wire.decode_control_reply(frames)
+        return frames
+
+    def _receive(self, timeout: float) -> wire.ControlReply:
+        return wire.decode_control_reply(self._receive_frames(timeout))
 
     def stats(self, timeout: float | None = None) -> dict[str, Any]:
         """The broker's stats map."""
@@ -101,13 +114,20 @@ class ControlClient:
         return reply.data
 
     def replay(self, first_seq: int, last_seq: int) -> Iterator[wire.EventMessage]:
-        """The ring's events from ``first_seq`` to ``last_seq`` (inclusive), page by page."""
-        start = first_seq
+        """The ring's events from ``first_seq`` to ``last_seq`` (inclusive), page by page.
+
+        Each event is checked as the live stream is (its topic once per topic, its meta,
+        its body a map); ``WireError`` for one that is not."""
+        start, routes = first_seq, _Routes()
         while start <= last_seq:
             self._connected().send(wire.encode_replay_request(start, last_seq,
                                                               wire.MAX_REPLAY_LIMIT))
             while True:
-                reply = self._receive(self.timeout)
+                frames = self._receive_frames(self.timeout)
+                if len(frames) == 4 and frames[0] == wire.REPLY_EVENT:
+                    yield routes.event(frames)
+                    continue
+                reply = wire.decode_control_reply(frames)
                 if reply.kind == 'event' and reply.event is not None:
                     yield reply.event
                 elif reply.kind == 'end':
@@ -125,3 +145,26 @@ class ControlClient:
         if self._socket is not None:
             self._socket.close(0)
             self._socket = None
+
+
+class _Routes:
+    """Replayed event frames to ``EventMessage``: each topic parsed once, the meta and the
+    body checked as a subscriber checks the live stream's."""
+
+    def __init__(self) -> None:
+        self._topics: dict[bytes, tuple[str, str]] = {}
+
+    def event(self, frames: list[bytes]) -> wire.EventMessage:
+        """The event of a ``[b"event", topic, meta, body]`` reply (``WireError`` if bad)."""
+        topic, meta, body = frames[1], frames[2], frames[3]
+        route = self._topics.get(topic)
+        if route is None:
+            if topic[:1] == wire.META_PREFIX:
+                raise WireError('replayed message is not an event')
+            route = wire.parse_topic(topic)
+            if len(self._topics) < 10_000:
+                self._topics[topic] = route
+        if not wire.is_map_frame(body):
+            raise WireError('event body must be a msgpack map')
+        return wire.EventMessage(route[0], route[1],
+                                 wire.EventMeta(*wire.decode_meta_fields(meta)), body)

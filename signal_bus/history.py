@@ -29,8 +29,8 @@ import msgpack
 
 from .exceptions import BusConfigError
 from .history_batch import (BUCKETS, FAILED_SIGNALS, OPEN_CAP, BatchSummary, OpenTimes,
-                            breakdown_of, error_text, fresh_events, number_lives,
-                            overview_of, summarize, throughput_of)
+                            ReceivedEvent, breakdown_of, error_text, fresh_events,
+                            number_lives, overview_of, summarize, throughput_of)
 
 __all__ = ['BUCKETS', 'DEFAULT_HISTORY', 'FAILED_SIGNALS', 'History', 'Retention']
 
@@ -229,7 +229,8 @@ class History:
             [(_signed(e.get('epoch')), e.get('seq'), e.get('ts'), e.get('signal'),
               e.get('task_id'), e.get('task_name'), e.get('queue'), e.get('source'),
               e.get('retries'), 1 if e.get('final') else 0, error_text(e.get('exc')),
-              msgpack.packb(dict(e), use_bin_type=True, default=repr)) for e in rows])
+              e.body_frame if type(e) is ReceivedEvent
+              else msgpack.packb(dict(e), use_bin_type=True, default=repr)) for e in rows])
         return first_id
 
     @staticmethod

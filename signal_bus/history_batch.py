@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+import msgpack
+
 from queue_core.signals import (SIGNAL_CANCELED, SIGNAL_COMPLETE, SIGNAL_ENQUEUED,
                                 SIGNAL_ERROR, SIGNAL_EXECUTING, SIGNAL_EXPIRED,
                                 SIGNAL_INTERRUPTED, SIGNAL_LOCKED, SIGNAL_RATE_LIMITED,
@@ -28,9 +30,36 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 OPEN_CAP = 200_000
 
 
+class ReceivedEvent(dict):  # type: ignore[type-arg]
+    """An event's wire map (body keys, then ``seq``, ``sseq``, ``epoch``) that keeps its
+    body frame as received, so a store writes those bytes instead of packing the map."""
+
+    __slots__ = ('body_frame',)
+    body_frame: bytes
+
+
+def received_event(body_frame: bytes, seq: int, sseq: int, epoch: int,
+                   gap: bool = False) -> ReceivedEvent:
+    """The ``ReceivedEvent`` of a body frame and its meta. A body that does not decode
+    to a map (the broker checks every body, so only a non-conforming one sends it) is
+    stored as an empty map."""
+    try:
+        data = msgpack.unpackb(body_frame, strict_map_key=False)
+    except Exception:
+        data = None
+    if type(data) is not dict:
+        data, body_frame = {}, msgpack.packb({})
+    event = ReceivedEvent(data)
+    event['seq'], event['sseq'], event['epoch'] = seq, sseq, epoch
+    if gap:
+        event['gap'] = True
+    event.body_frame = body_frame
+    return event
+
+
 def error_text(exc: Any) -> str | None:
     """``"Type: message"`` of a wire ``exc`` map, or None."""
-    if not isinstance(exc, Mapping):
+    if not isinstance(exc, dict):
         return None
     kind, message = exc.get('type') or 'Exception', exc.get('message') or ''
     return '%s: %s' % (kind, message) if message else str(kind)
@@ -98,10 +127,9 @@ class OpenTimes:
         if len(self.times) < OPEN_CAP:
             self.times[task_id] = [life_ts, executing]
 
-    def measure(self, event: Mapping[str, Any], summary: BatchSummary) -> None:
+    def measure(self, task_id: str, signal: Any, ts: float, name: str, final: bool,
+                summary: BatchSummary) -> None:
         """Add the wait or run time this event completes to ``summary.durations``."""
-        task_id, signal = str(event.get('task_id')), event.get('signal')
-        ts, name = float(event.get('ts') or 0.0), str(event.get('task_name'))
         times = self.times.get(task_id)
         if signal in OPENING:
             if times is None and len(self.times) >= OPEN_CAP:
@@ -113,7 +141,7 @@ class OpenTimes:
         elif signal in OUTCOMES and times is not None and times[1] is not None:
             _add(summary, 'runtime', name, ts - times[1])
             times[1] = None
-        if event.get('final'):
+        if final:
             self.times.pop(task_id, None)
 
 
@@ -129,32 +157,32 @@ def summarize(events: list[Mapping[str, Any]], first_id: int,
     """Counts per ``(signal, task, queue)`` and per ``(minute, signal)``, each task's
     state, and durations, for ``events`` stored with ids from ``first_id`` on."""
     summary = BatchSummary()
-    for offset, event in enumerate(events):
-        signal, ts = event.get('signal'), float(event.get('ts') or 0.0)
-        key = (signal, event.get('task_name'), event.get('queue') or '')
-        summary.totals[key] = summary.totals.get(key, 0) + 1
+    totals, minutes, tasks = summary.totals, summary.minutes, summary.tasks
+    for event_id, event in enumerate(events, first_id):
+        get = event.get  # each key read once: this loop runs for every stored event
+        signal, ts, task_name, queue = get('signal'), float(get('ts') or 0.0), \
+            get('task_name'), get('queue')
+        key = (signal, task_name, queue or '')
+        totals[key] = totals.get(key, 0) + 1
         minute = (int(ts // 60), signal)
-        summary.minutes[minute] = summary.minutes.get(minute, 0) + 1
-        _task_state(summary, event, first_id + offset, ts)
-        open_times.measure(event, summary)
+        minutes[minute] = minutes.get(minute, 0) + 1
+        task_id, final = str(get('task_id')), 1 if get('final') else 0
+        failed = 1 if final and signal in FAILED_SIGNALS else 0
+        error = error_text(get('exc'))
+        state = tasks.get(task_id)
+        if state is None:
+            tasks[task_id] = TaskState(task_id, task_name, queue, ts, ts, ts, event_id,
+                                       signal, final, failed, error)
+        else:
+            if state.final:  # a new life began within the batch
+                state.life_ts, state.reopened = ts, True
+            state.name, state.queue, state.last_ts, state.last_id = task_name, queue, ts, \
+                event_id
+            state.last_signal, state.final = signal, final
+            state.failed = max(state.failed, failed)
+            state.error = error or state.error
+        open_times.measure(task_id, signal, ts, str(task_name), bool(final), summary)
     return summary
-
-
-def _task_state(summary: BatchSummary, event: Mapping[str, Any], event_id: int,
-                ts: float) -> None:
-    task_id, signal = str(event.get('task_id')), event.get('signal')
-    final = 1 if event.get('final') else 0
-    previous = summary.tasks.get(task_id)
-    reopened = previous is not None and bool(previous.final)
-    summary.tasks[task_id] = TaskState(
-        task_id=task_id, name=event.get('task_name'), queue=event.get('queue'),
-        first_ts=ts if previous is None else previous.first_ts,
-        life_ts=ts if previous is None or reopened else previous.life_ts,
-        last_ts=ts, last_id=event_id, last_signal=signal, final=final,
-        failed=max(1 if final and signal in FAILED_SIGNALS else 0,
-                   previous.failed if previous else 0),
-        error=error_text(event.get('exc')) or (previous.error if previous else None),
-        reopened=reopened or bool(previous and previous.reopened))
 
 
 def number_lives(events: list[dict[str, Any]]) -> int:

@@ -3,7 +3,8 @@ and a timeline answer with 1,000,000 stored events, and whether memory grows wit
 
 (a) ``store``: ``History.store`` in batches of 5,000 (what the history subscriber writes
     per transaction), events of 3 per task (enqueued, executing, complete) with bodies as
-    a worker's publisher builds them; events/s.
+    a worker's publisher builds them, in the form the subscriber hands over (the body
+    frame as received, decoded once); events/s.
 (b) ``bus``: a real ``signal-broker`` process, a publisher process sending N events as
     fast as ``signal_bus.Publisher`` takes them, coalescing as a consumer's worker does
     (what its buffer drops never reaches the broker), and the history subscriber
@@ -40,8 +41,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import RedisProcess, free_port, log, rss_kib, wait_for  # noqa: E402
 
 from signal_bus.dashboard.recorder import HistoryRecorder, RecorderConfig  # noqa: E402
-from signal_bus.event import build_body  # noqa: E402
+from signal_bus.event import build_body, encode_body  # noqa: E402
 from signal_bus.history import History  # noqa: E402
+from signal_bus.history_batch import received_event  # noqa: E402
 
 BATCH = 5000
 SIGNALS = ('enqueued', 'executing', 'complete')
@@ -55,15 +57,15 @@ def _task(number: int) -> types.SimpleNamespace:
 
 
 def synthetic(first: int, count: int, now: float) -> list[dict]:
-    """``count`` stored-shape events from number ``first`` on, 3 per task."""
+    """``count`` events as the history subscriber hands them over, from number
+    ``first`` on, 3 per task."""
     events = []
     for number in range(first, first + count):
         task = _task(number // 3)
         signal = SIGNALS[number % 3]
         body = build_body(signal, task, None, 'worker', host='worker-01', pid=4242)
-        body.update(seq=number + 1, epoch=1, sseq=number + 1, ts=now + number * 1e-5,
-                    final=signal == 'complete', queue='main')
-        events.append(body)
+        body.update(ts=now + number * 1e-5, final=signal == 'complete', queue='main')
+        events.append(received_event(encode_body(body), number + 1, number + 1, 1))
     return events
 
 

@@ -21,6 +21,7 @@ import zmq
 from ..config import DEFAULT_PUBLISH
 from ..exceptions import BusError
 from ..history import History
+from ..history_batch import received_event
 from ..subscriber import ControlClient, Subscriber, curve_keys
 
 logger = logging.getLogger('signal_bus.dashboard.recorder')
@@ -131,7 +132,9 @@ class HistoryRecorder:
                 if message.meta.seq > expected:  # evicted from the ring while we read
                     self._lost(expected, message.meta.seq - 1)
                 expected = message.meta.seq + 1
-                batch.append(message.as_map())
+                meta = message.meta
+                batch.append(received_event(message.body, meta.seq, meta.sseq, meta.epoch,
+                                            meta.gap))
                 if len(batch) >= config.batch_size:
                     self._store_pending(batch)
                     batch = []
@@ -188,5 +191,6 @@ class HistoryRecorder:
             event = sub.receive(remaining)
             if event is None:
                 break
-            batch.append(event.to_dict())
+            batch.append(received_event(event.body_frame(), event.seq, event.sseq,
+                                        event.epoch, event.gap))
         return batch

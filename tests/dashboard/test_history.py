@@ -4,10 +4,12 @@ from __future__ import annotations
 import time
 import uuid
 
+import msgpack
 from helpers import wait_until
 
 from signal_bus.dashboard.recorder import HistoryRecorder, RecorderConfig
 from signal_bus.history import History, Retention
+from signal_bus.history_batch import received_event
 
 
 def _history(url, **retention) -> History:
@@ -173,6 +175,29 @@ def test_a_life_reopened_within_one_batch_ages_from_its_own_start(history_url):
     [row] = history.inflight(now=now)
     assert row['task_id'] == 'a' and round(row['age']) == 10
     assert history.timeline('a')['lives'] == 2
+
+
+def test_a_received_event_is_stored_with_its_body_bytes_as_they_arrived(history_url):
+    body = {'signal': 'error', 'task_id': 'a', 'task_name': 'app.t', 'ts': time.time(),
+            'final': True, 'args': [1, 'x'], 'host': 'h', 'pid': 7,
+            'exc': {'type': 'ValueError', 'message': 'boom', 'traceback': 'tb'}}
+    frame = msgpack.packb(body)
+    event = received_event(frame, 4, 2, 9, gap=True)
+    assert event == dict(body, seq=4, sseq=2, epoch=9, gap=True)
+    assert event.body_frame is frame
+    history = _history(history_url)
+    assert history.store([event]) == 1
+    [stored] = history.timeline('a')['events']
+    assert (stored['seq'], stored['args'], stored['pid'], stored['error']) == (
+        4, [1, 'x'], 7, 'ValueError: boom')
+    assert history.recent_failures()[0]['task_id'] == 'a'
+
+
+def test_a_received_body_that_is_no_map_is_stored_as_an_empty_one():
+    for frame in (b'\xc1', msgpack.packb([1, 2])):
+        event = received_event(frame, 1, 1, 1)
+        assert event == {'seq': 1, 'sseq': 1, 'epoch': 1}
+        assert msgpack.unpackb(event.body_frame) == {}
 
 
 def test_two_dashboards_sharing_a_redis_history_store_each_event_once(

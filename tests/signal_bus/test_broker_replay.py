@@ -1,12 +1,17 @@
 """Replay from the broker's ring over the control socket, page by page (SPEC §7)."""
 from __future__ import annotations
 
+import threading
+
+import msgpack
 import pytest
+import zmq
 from bus_helpers import body_of
 from helpers import wait_until
 
 from signal_bus import wire
 from signal_bus.client_sockets import ControlClient as LibraryControlClient
+from signal_bus.exceptions import WireError
 from signal_bus.ring import Ring
 
 
@@ -97,3 +102,35 @@ def test_a_client_reading_page_after_page_gets_every_event(broker, pusher_factor
         seqs = [event.meta.seq for event in client.replay(1, 5000)]
         assert seqs == list(range(1, 5001))
     client.close()
+
+
+@pytest.mark.parametrize('topic, body', [
+    (b'_heartbeat', wire.encode_body({'signal': 'complete'})),
+    (wire.topic_for('complete', 'app.add'), msgpack.packb([1, 2])),
+    (b'no-separator', wire.encode_body({'signal': 'complete'})),
+])
+def test_a_replayed_event_that_is_not_one_is_a_wire_error(zmq_context, topic, body):
+    router = zmq_context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port('tcp://127.0.0.1')
+    meta = wire.encode_meta_fields(1, 1, 1)
+    good = wire.encode_replay_event(wire.topic_for('complete', 'app.add'), meta,
+                                    wire.encode_body({'signal': 'complete', 'task_id': 't'}))
+
+    def answer() -> None:  # a broker whose second replayed event is malformed
+        identity = router.recv_multipart()[0]
+        router.send_multipart([identity] + good)
+        router.send_multipart([identity] + wire.encode_replay_event(topic, meta, body))
+
+    server = threading.Thread(target=answer, daemon=True)
+    server.start()
+    client = LibraryControlClient(zmq_context, 'tcp://127.0.0.1:%d' % port, None, 10.0)
+    try:
+        replay = client.replay(1, 2)
+        assert next(replay).meta.seq == 1
+        with pytest.raises(WireError):
+            next(replay)
+    finally:
+        server.join(10)
+        client.close()
+        router.close(0)

@@ -91,6 +91,16 @@ def test_a_body_read_later_gives_the_wire_keys_with_meta_merged():
     assert event == Event(event.to_dict()) and event.get('seq') == 5
 
 
+def test_the_body_frame_is_the_bytes_received_until_read_then_the_body_packed_again():
+    body = wire.encode_body({'signal': 'complete', 'task_id': 't-1', 'args': [1]})
+    event = Event.received('complete', 'app.tasks.add', b'', 5, 3, 7, False, body)
+    assert event.body_frame() is body
+    assert event.args == [1]
+    assert msgpack.unpackb(event.body_frame()) == msgpack.unpackb(body)
+    built = Event({'signal': 'complete', 'task_id': 't-1', 'seq': 5, 'epoch': 7, 'gap': True})
+    assert msgpack.unpackb(built.body_frame()) == {'signal': 'complete', 'task_id': 't-1'}
+
+
 def test_silence_is_reported_once_when_it_begins_and_once_when_the_broker_is_back(subs):
     quick = Bus(heartbeat=0.1).start()
     sub = Subscriber(quick.publish, control=quick.control, silence_after=1.0)
