@@ -48,11 +48,12 @@ def task_from_map(message: dict[str, Any],
     wrapper = lookup(name)
     nested = {key: task_from_map(message[key], lookup)
               for key in ('on_complete', 'on_error') if message.get(key)}
+    optional: dict[str, Any] = {field: message.get(field) for field in _OPTIONAL
+                                if field not in ('retry_delay',)}
     return Task(wrapper, message.get('args') or (), message.get('kwargs') or {},
                 id=message['id'], registry_name=name,
                 name=wrapper.name if wrapper else name.rsplit('.', 1)[-1],
                 retries=message.get('retries', 0), tseq=message.get('tseq', 0),
                 retry_delay=message.get('retry_delay', 0),
-                **{field: message.get(field) for field in _OPTIONAL
-                   if field not in ('retry_delay',)},
-                **nested)
+                on_complete=nested.get('on_complete'), on_error=nested.get('on_error'),
+                **optional)

@@ -146,7 +146,8 @@ class Task:
 
     def chain(self) -> list['Task']:
         """This task and the pipeline steps after it, in order."""
-        steps, step = [], self
+        steps: list[Task] = []
+        step: Task | None = self
         while step is not None:
             steps.append(step)
             step = step.on_complete
@@ -192,7 +193,9 @@ class Task:
     @property
     def is_timed_out(self) -> bool:
         """Whether the task has run past its ``timeout``."""
-        return bool(self._deadline) and time.monotonic() >= self._deadline  # type: ignore[operator]
+        if not self._deadline:
+            return False
+        return time.monotonic() >= self._deadline
 
     def check_timeout(self) -> None:
         """Raise ``TaskTimeout`` if the task has run past its ``timeout``."""
@@ -248,17 +251,17 @@ class TaskWrapper:
                 % getattr(func, '__qualname__', func))
         _refuse_reserved_parameters(func)
         self.queue = queue
-        self.func = func
-        self.name = name or func.__name__
-        self.registry_name = '%s.%s' % (func.__module__, self.name)
+        self.func: Callable[..., Any] = func
+        self.name: str = name or func.__name__
+        self.registry_name: str = '%s.%s' % (func.__module__, self.name)
         self.context = context
         self.validate_datetime = validate_datetime
         self.periodic = validate_datetime is not None
         #: Further decorator keywords (Huey passes them to the task): readable as task attributes.
         self.extra = extra
-        self.defaults = dict(retries=retries, retry_delay=retry_delay,
-                             retry_backoff=retry_backoff, priority=priority,
-                             expires=expires, timeout=timeout)
+        self.defaults: dict[str, Any] = dict(retries=retries, retry_delay=retry_delay,
+                                             retry_backoff=retry_backoff, priority=priority,
+                                             expires=expires, timeout=timeout)
         self.__doc__ = func.__doc__
         self.__name__ = getattr(func, '__name__', self.name)
         self.__wrapped__ = func
