@@ -33,6 +33,9 @@ EXT_ERROR = 7
 EXT_SKIPPED = 8
 EXT_DATE = 9
 
+#: The builtin types a subclass instance folds to (in this order) before packing.
+_PLAIN_BASES: tuple[type[Any], ...] = (int, float, bytes, dict, list)
+
 
 class RemoteException(Exception):
     """An exception that crossed a process boundary as data.
@@ -92,7 +95,8 @@ class MsgpackSerializer:
     """The default serializer: msgpack plus the extension types above."""
 
     def __init__(self) -> None:
-        self._packer_kwargs = dict(use_bin_type=True, strict_types=True, default=self._default)
+        self._packer_kwargs: dict[str, Any] = dict(use_bin_type=True, strict_types=True,
+                                                   default=self._default)
 
     def _pack(self, obj: Any) -> bytes:
         return msgpack.packb(obj, **self._packer_kwargs)
@@ -129,7 +133,7 @@ class MsgpackSerializer:
         if isinstance(obj, str):
             # str(obj) would call a subclass's __str__ (a str-mixin Enum gives 'Cls.NAME').
             return str.__str__(obj)
-        for base in (int, float, bytes, dict, list):
+        for base in _PLAIN_BASES:
             if isinstance(obj, base):
                 return base(obj)
         raise TypeError('cannot serialize object of type %s' % qualified_name(type(obj)))
