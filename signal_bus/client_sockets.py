@@ -1,6 +1,6 @@
 """The sockets a bus client opens: the SUB on the broker's publish endpoint
-(``open_subscription``), the DEALER on its control endpoint (``ControlClient``: ``stats``
-and paged ``replay``), and the CURVE material for both (``curve_keys``)."""
+(``open_subscription``) and the DEALER on its control endpoint (``ControlClient``:
+``stats`` and paged ``replay``); their CURVE material comes from ``keys.client_keys``."""
 from __future__ import annotations
 
 from typing import Any, Iterator
@@ -11,7 +11,7 @@ from . import wire
 from .config import CurveClientKeys
 from .exceptions import BusConfigError, BusError, WireError
 from .handshake import watch_handshake
-from .keys import apply_client, client_keys, load_public_key
+from .keys import apply_client
 
 
 def open_subscription(context: zmq.Context, endpoint: str, signals: tuple[str, ...] | None,
@@ -35,26 +35,6 @@ def open_subscription(context: zmq.Context, endpoint: str, signals: tuple[str, .
         raise BusConfigError('cannot connect to publish endpoint %r: %s; give an endpoint '
                              'like tcp://127.0.0.1:7558' % (endpoint, exc)) from None
     return sock
-
-
-def curve_keys(server_key: bytes | str | None,
-               keypair: tuple[bytes | str, bytes | str] | str | None) -> CurveClientKeys | None:
-    """Client CURVE material: the broker's public key (Z85 or a ``.key`` file) and our
-    pair (``(public, secret)`` in Z85, or a ``.key_secret`` file). Without a pair of our
-    own a throwaway one is made, which a broker with an authorized-keys list refuses."""
-    if server_key is None:
-        if keypair is not None:
-            raise BusConfigError('a CURVE key pair needs the broker public key too '
-                                 '(curve_server_key / --curve-server-key)')
-        return None
-    if isinstance(keypair, str):
-        return client_keys(server_key, keypair)
-    if keypair is None:
-        public, secret = zmq.curve_keypair()
-    else:
-        public, secret = (k.encode('ascii') if isinstance(k, str) else k for k in keypair)
-    return CurveClientKeys(server_public=load_public_key(server_key), public=public,
-                           secret=secret)
 
 
 class ControlClient:

@@ -58,17 +58,26 @@ def load_keypair(path: str) -> tuple[bytes, bytes]:
 
 
 def client_keys(server_key: str | bytes | None,
-                keypair: str | None) -> CurveClientKeys | None:
-    """Client CURVE material from ``--curve-server-key`` and ``--curve-keypair``.
+                keypair: str | tuple[bytes | str, bytes | str] | None) -> CurveClientKeys | None:
+    """Client CURVE material, the one loader every bus client uses: the broker's public
+    key (Z85 text or its ``NAME.key`` file) and this client's pair (a ``NAME.key_secret``
+    file or a ``(public, secret)`` tuple in Z85).
 
-    Both or neither: a client needs the broker's public key and a pair of its own.
+    Neither: no CURVE (``None``). A pair needs the broker's key. The broker's key alone
+    gets a throwaway pair: encrypted, and accepted by a broker without an authorized-keys
+    list, refused by one with a list.
     """
-    if server_key is None and keypair is None:
+    if server_key is None:
+        if keypair is not None:
+            raise BusConfigError('a CURVE key pair needs the broker public key too '
+                                 '(--curve-server-key, or curve_server_key=)')
         return None
-    if server_key is None or keypair is None:
-        raise BusConfigError('CURVE needs both the broker public key (--curve-server-key) '
-                             'and this client key pair (--curve-keypair)')
-    public, secret = load_keypair(keypair)
+    if keypair is None:
+        public, secret = zmq.curve_keypair()
+    elif isinstance(keypair, str):
+        public, secret = load_keypair(keypair)
+    else:
+        public, secret = (k.encode('ascii') if isinstance(k, str) else k for k in keypair)
     return CurveClientKeys(server_public=load_public_key(server_key), public=public,
                            secret=secret)
 

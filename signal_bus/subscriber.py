@@ -29,10 +29,11 @@ from queue_core.signals import ALL_SIGNALS, SIGNAL_ERROR, SignalDispatcher
 from . import wire
 from .client_events import ErrorInfo, Event, SequenceTracker, SilenceWatch
 from .config import DEFAULT_PUBLISH, neighbour_endpoint
-from .client_sockets import ControlClient, curve_keys, open_subscription
+from .client_sockets import ControlClient, open_subscription
 from .exceptions import BusConfigError, BusError, WireError
+from .keys import client_keys
 
-__all__ = ['ControlClient', 'Subscriber', 'curve_keys']
+__all__ = ['ControlClient', 'Subscriber']
 
 logger = logging.getLogger('signal_bus.subscriber')
 
@@ -92,7 +93,7 @@ class Subscriber:
         self.signals = chosen
         self.tasks = tuple(tasks) if tasks is not None else None
         self.silence_after = silence_after
-        self._curve = curve_keys(curve_server_key, curve_keypair)
+        self._curve = client_keys(curve_server_key, curve_keypair)
         self._context = zmq.Context()
         try:
             self._sub = open_subscription(self._context, endpoint, chosen, self._curve,

@@ -22,7 +22,8 @@ from ..config import DEFAULT_PUBLISH
 from ..exceptions import BusError
 from ..history import History
 from ..history_batch import received_event
-from ..subscriber import ControlClient, Subscriber, curve_keys
+from ..keys import client_keys
+from ..subscriber import ControlClient, Subscriber
 
 logger = logging.getLogger('signal_bus.dashboard.recorder')
 
@@ -124,7 +125,7 @@ class HistoryRecorder:
         config = self.config
         context = zmq.Context()
         control = ControlClient(context, endpoint,
-                                curve_keys(config.curve_server_key, config.curve_keypair),
+                                client_keys(config.curve_server_key, config.curve_keypair),
                                 10.0)
         expected, batch = first, []
         try:

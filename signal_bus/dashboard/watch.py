@@ -13,9 +13,9 @@ import zmq
 
 from .. import wire
 from ..exceptions import BusError, WireError
-from ..keys import apply_client
-from ..subscriber import ControlClient, curve_keys
 from ..config import neighbour_endpoint
+from ..keys import apply_client, client_keys
+from ..subscriber import ControlClient
 
 logger = logging.getLogger('signal_bus.dashboard.watch')
 
@@ -36,7 +36,7 @@ class BusWatch:
                  curve_server_key: str | None = None, curve_keypair: str | None = None) -> None:
         self.endpoint = endpoint
         self.control = control or neighbour_endpoint(endpoint)
-        self._curve = curve_keys(curve_server_key, curve_keypair)
+        self._curve = client_keys(curve_server_key, curve_keypair)
         self._lock = threading.Lock()
         self._heard: float | None = None
         self._heartbeat: dict[str, Any] = {}

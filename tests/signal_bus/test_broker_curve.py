@@ -5,6 +5,7 @@ import os
 import shutil
 
 import pytest
+import zmq
 from bus_helpers import ControlClient, FakeTask, RawSubscriber, body_of
 from helpers import wait_until
 
@@ -63,11 +64,16 @@ def test_unlisted_key_receives_nothing_and_cannot_publish(curve, zmq_context):
     publisher.close()
 
 
-def test_client_keys_need_both_halves(tmp_path):
+def test_one_key_loader_for_every_client(tmp_path):
     public, secret = generate_keypair(str(tmp_path), 'one')
     assert client_keys(None, None) is None
     with pytest.raises(BusConfigError):
-        client_keys(public, None)
+        client_keys(None, secret)         # a pair without the broker's key
+    throwaway = client_keys(public, None)  # encrypted; a broker with a key list refuses it
+    assert throwaway.server_public == load_public_key(public) and len(throwaway.secret) == 40
+    pair = zmq.curve_keypair()
+    loaded = client_keys(public, tuple(k.decode() for k in pair))
+    assert (loaded.public, loaded.secret) == pair
     with pytest.raises(BusConfigError):
         client_keys(public, public)       # a public key file holds no secret
     keys = client_keys(load_public_key(public).decode(), secret)
