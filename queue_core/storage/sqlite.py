@@ -235,8 +235,9 @@ class SqliteStorage(Storage):
         with self._errors(what):
             return self._conn().execute(sql.format(**self._t), params).fetchall()
 
-    def _scalar(self, what: str, sql: str, params: Sequence[object] = ()) -> object:
-        return self._rows(what, sql, params)[0][0]
+    def _scalar(self, what: str, sql: str, params: Sequence[object] = ()) -> int:
+        """The one integer a ``COUNT`` or ``EXISTS`` query answers."""
+        return int(self._rows(what, sql, params)[0][0])
 
     # -- queue -----------------------------------------------------------------
     def enqueue(self, data: bytes, priority: int = 0) -> None:
@@ -289,7 +290,7 @@ class SqliteStorage(Storage):
                    timeout)
 
     def queue_size(self) -> int:
-        return int(self._scalar('count messages', 'SELECT COUNT(*) FROM {queue}'))
+        return self._scalar('count messages', 'SELECT COUNT(*) FROM {queue}')
 
     def enqueued_items(self, limit: int | None = None) -> list[bytes]:
         rows = self._rows('list messages', 'SELECT data FROM {queue} '
@@ -333,7 +334,7 @@ class SqliteStorage(Storage):
         return [row[0] for row in rows]
 
     def schedule_size(self) -> int:
-        return int(self._scalar('count the schedule', 'SELECT COUNT(*) FROM {schedule}'))
+        return self._scalar('count the schedule', 'SELECT COUNT(*) FROM {schedule}')
 
     def flush_schedule(self) -> None:
         self._run('flush the schedule', 'DELETE FROM {schedule}')
@@ -382,8 +383,8 @@ class SqliteStorage(Storage):
         return poll_until(lambda: self.has_data_for_key(key), timeout)
 
     def result_store_size(self) -> int:
-        return int(self._scalar('count values', 'SELECT COUNT(*) FROM {kv} WHERE ' + _LIVE,
-                                (time.time(),)))
+        return self._scalar('count values', 'SELECT COUNT(*) FROM {kv} WHERE ' + _LIVE,
+                            (time.time(),))
 
     def result_items(self) -> dict[str, bytes]:
         return dict(self._rows('list values', 'SELECT key, value FROM {kv} WHERE ' + _LIVE,
