@@ -34,7 +34,7 @@ import logging
 import os
 import threading
 import weakref
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar, cast
 from urllib.parse import parse_qs, urlparse
 
 import redis
@@ -305,8 +305,9 @@ class RedisStorage(Storage):
 
     @_mapped('read the due messages')
     def due_items(self, ts: float, limit: int = 1000) -> list[tuple[bytes, bytes]]:
-        members = self._client.zrangebyscore(self._schedule, '-inf', repr(float(ts)),
-                                             start=0, num=limit)
+        # redis-py types replies as str/bytes unions; this client does not decode: bytes.
+        members = cast('list[bytes]', self._client.zrangebyscore(
+            self._schedule, '-inf', repr(float(ts)), start=0, num=limit))
         return [(member, member[8:]) for member in members]
 
     @_mapped('move a due message to the queue')
@@ -348,11 +349,15 @@ class RedisStorage(Storage):
 
     @_mapped('read a value')
     def peek_data(self, key: str) -> bytes | None:
-        return self._client.get(self._value_key(key))
+        # redis-py types replies as str/bytes unions; this client does not decode: bytes.
+        return cast('bytes | None', self._client.get(self._value_key(key)))
 
     @_mapped('read values')
     def peek_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        return self._client.mget([self._value_key(key) for key in keys]) if keys else []
+        if not keys:
+            return []
+        # redis-py types replies as str/bytes unions; this client does not decode: bytes.
+        return cast('list[bytes | None]', self._client.mget([self._value_key(key) for key in keys]))
 
     @_mapped('pop a value')
     def pop_data(self, key: str) -> bytes | None:
@@ -491,4 +496,6 @@ def _strip(client: redis.Redis, key: str, limit: int | None) -> list[bytes]:
     8-byte sequence prefix."""
     if limit is not None and limit <= 0:
         return []
-    return [m[8:] for m in client.zrange(key, 0, -1 if limit is None else int(limit) - 1)]
+    # redis-py types replies as str/bytes unions; this client does not decode: bytes.
+    members = cast('list[bytes]', client.zrange(key, 0, -1 if limit is None else int(limit) - 1))
+    return [m[8:] for m in members]
