@@ -87,11 +87,6 @@ class SignalDispatcher:
         """True when any handler is registered at all."""
         return bool(self._any) or any(self._named.values())
 
-    def send(self, signal: str, task: Any, *extra: Any) -> None:
-        """Call every handler for ``signal``; log and swallow what they raise."""
-        for handler in self.handlers_for(signal):
-            call_isolated(handler, 'signal handler', signal, task, *extra)
-
 
 def call_isolated(func: Callable[..., Any], kind: str, signal: str, *args: Any) -> None:
     """Call ``func(signal, *args)``; an exception is logged with the callable's name."""
