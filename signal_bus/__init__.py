@@ -18,7 +18,6 @@ _LAZY = {
     'Subscriber': 'signal_bus.subscriber',
     'Event': 'signal_bus.client_events',
     'ErrorInfo': 'signal_bus.client_events',
-    'Event': 'signal_bus.client_events',
     'CurveClientKeys': 'signal_bus.config',
     'client_keys': 'signal_bus.keys',
     'generate_keypair': 'signal_bus.keys',
