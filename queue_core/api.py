@@ -217,16 +217,10 @@ class TaskQueue:
 
     def attach_bus(self, bus: Any) -> Any:
         """Publish every signal to a signal bus (an ingest endpoint or a bus config)."""
-        try:
-            import signal_bus
-        except ImportError as exc:  # pragma: no cover - signal_bus ships with us
-            raise ConfigurationError('the signal bus is not available: %s' % exc) from exc
-        config = signal_bus.BusConfig.coerce(bus)
-        for sink in self._sinks:
-            if isinstance(sink, signal_bus.Publisher) and sink.config == config:
-                return sink  # already publishing there: a second publisher would double events
-        publisher = signal_bus.Publisher.from_config(config, queue=self.name)
-        self.add_signal_sink(publisher)
+        from .bus_adapter import bus_publisher
+        publisher, new = bus_publisher(self._sinks, bus, self.name)
+        if new:
+            self.add_signal_sink(publisher)
         return publisher
 
     def coalesce_signals(self, deferred: bool = False) -> None:

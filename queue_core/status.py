@@ -72,21 +72,6 @@ def collect(queue: Any, lease: float = 30.0, now: float | None = None) -> dict[s
             'next_due': min(due).isoformat() if due else None}
 
 
-def _broker_stats(endpoint: str) -> dict[str, Any] | None:
-    import zmq
-
-    from signal_bus.subscriber import ControlClient
-    context = zmq.Context()
-    client = ControlClient(context, endpoint, None, 2.0)
-    try:
-        return client.stats()
-    except Exception:
-        return None
-    finally:
-        client.close()
-        context.term()
-
-
 def render(status: dict[str, Any]) -> str:
     """The one screen."""
     lines = ['pending    %d%s' % (status['pending'], ''.join(
@@ -122,7 +107,11 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         print('queue-status: %s' % (str(exc).splitlines() or [type(exc).__name__])[0],
               file=err)
         return EXIT_USAGE
-    status['broker'] = _broker_stats(args.control) if args.control else None
+    if args.control:
+        from .bus_adapter import broker_stats
+        status['broker'] = broker_stats(args.control)
+    else:
+        status['broker'] = None
     if args.json:
         status = {key: status[key] for key in ('pending', 'scheduled', 'in_flight', 'locks',
                                                 'results', 'broker')}

@@ -14,7 +14,7 @@ from typing import Sequence
 import zmq
 
 from .broker import Broker
-from queue_core.argtypes import non_negative_float, positive_int
+from .cli_args import non_negative_float, positive_int
 from .config import (DEFAULT_CONTROL, DEFAULT_HOLD_MS, DEFAULT_INGEST, DEFAULT_MAX_EVENT_BYTES,
                      DEFAULT_MAX_SUBSCRIBERS, DEFAULT_PUBLISH, DEFAULT_RING,
                      DEFAULT_RING_BYTES, DEFAULT_SUBSCRIBER_HWM, BrokerConfig)

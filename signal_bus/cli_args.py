@@ -1,8 +1,8 @@
-"""Option groups and argument types shared by the bus's command-line tools (number types:
-queue_core.argtypes)."""
+"""Option groups and argument types shared by the bus's command-line tools."""
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 from .config import check_endpoint
 from .exceptions import BusConfigError
@@ -30,3 +30,34 @@ def endpoint(text: str) -> str:
         return check_endpoint(text, 'the')
     except BusConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class Number:
+    """An argparse type: a number made by ``kind`` (``int``, ``float``) of at least
+    ``lowest``, or above it when ``strict``; anything else is refused saying what it must
+    be."""
+
+    def __init__(self, kind: Callable[[str], float], lowest: float, strict: bool,
+                 wording: str) -> None:
+        self.kind, self.lowest, self.strict, self.wording = kind, lowest, strict, wording
+        self.__name__ = kind.__name__  # argparse names the type in its messages
+
+    def __call__(self, text: str) -> float:
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError('must be %s, got %r'
+                                             % (self.wording, text)) from None
+        if value < self.lowest or (self.strict and value == self.lowest):
+            raise argparse.ArgumentTypeError('must be %s, got %s' % (self.wording, text))
+        return value
+
+
+#: A whole number of at least 1.
+positive_int = Number(int, 1, False, 'a whole number of at least 1')
+#: A whole number of 0 or more.
+non_negative_int = Number(int, 0, False, 'a whole number of 0 or more')
+#: A number above 0 (seconds, usually).
+positive_float = Number(float, 0.0, True, 'a positive number')
+#: A number of 0 or more.
+non_negative_float = Number(float, 0.0, False, 'a number of 0 or more')

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import datetime
 import time
+import traceback as traceback_module
 from typing import Any
 
 import msgpack
-
-from queue_core.serializer import exception_to_map, qualified_name
 
 MAX_ARGUMENT_BYTES = 64 * 1024
 #: Tracebacks longer than this keep only their last part (the frames nearest the error).
@@ -37,7 +36,7 @@ def _safe_repr(value: Any) -> str:
     try:
         return repr(value)
     except Exception:
-        return '<unrepresentable %s>' % qualified_name(type(value))
+        return '<unrepresentable %s>' % class_name(type(value))
 
 
 def to_plain(value: Any, depth: int = 0) -> Any:
@@ -70,17 +69,39 @@ def pack_plain(value: Any) -> bytes:
         return msgpack.packb(to_plain(value), use_bin_type=True, default=_safe_repr)
 
 
+def class_name(cls: type) -> str:
+    """How an exception's class travels: ``ValueError`` for a builtin, else
+    ``module.Class``."""
+    return cls.__qualname__ if cls.__module__ == 'builtins' \
+        else '%s.%s' % (cls.__module__, cls.__qualname__)
+
+
 def exception_map(exc: BaseException) -> dict[str, Any]:
-    """``{type, message, traceback}`` for ``exc``; the traceback is bounded in size."""
+    """``{type, message, traceback}`` for ``exc``; the traceback is bounded in size.
+
+    An exception that already travelled as data (one with string ``type`` and ``message``
+    attributes and a ``traceback`` string or None, as the queue's ``RemoteException``)
+    keeps the original's three fields."""
+    kind, message = getattr(exc, 'type', None), getattr(exc, 'message', None)
+    text = getattr(exc, 'traceback', None)
+    if not (isinstance(kind, str) and isinstance(message, str)
+            and (text is None or isinstance(text, str))):
+        kind, message = class_name(type(exc)), _safe_str(exc)
+        try:
+            text = ''.join(traceback_module.format_exception(
+                type(exc), exc, exc.__traceback__)) if exc.__traceback__ else None
+        except Exception:
+            text = None
+    if isinstance(text, str) and len(text) > MAX_TRACEBACK_CHARS:
+        text = '...\n' + text[-MAX_TRACEBACK_CHARS:]
+    return {'type': kind, 'message': message, 'traceback': text}
+
+
+def _safe_str(value: BaseException) -> str:
     try:
-        data = exception_to_map(exc)
+        return str(value)
     except Exception:
-        data = {'type': qualified_name(type(exc)), 'message': _safe_repr(exc),
-                'traceback': None}
-    traceback = data.get('traceback')
-    if isinstance(traceback, str) and len(traceback) > MAX_TRACEBACK_CHARS:
-        data['traceback'] = '...\n' + traceback[-MAX_TRACEBACK_CHARS:]
-    return data
+        return _safe_repr(value)
 
 
 def build_body(signal: str, task: Any, exc: BaseException | None, source: str, *,

@@ -22,10 +22,10 @@ import threading
 import time
 from typing import Any, Iterator, Sequence, TextIO
 
-from queue_core.argtypes import non_negative_float, non_negative_int, positive_float
 from queue_core.signals import ALL_SIGNALS, SIGNAL_COMPLETE, SIGNAL_INTERRUPTED
 
-from .cli_args import add_curve_client_arguments, endpoint
+from .cli_args import (add_curve_client_arguments, endpoint, non_negative_float,
+                       non_negative_int, positive_float)
 from .client_events import Event
 from .config import DEFAULT_PUBLISH
 from .exceptions import BusError

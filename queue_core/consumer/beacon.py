@@ -33,7 +33,7 @@ class ConsumerBeacon:
 
     def __init__(self, bus: Any, queue_name: str, workers: int,
                  interval: float = INTERVAL) -> None:
-        from signal_bus.config import BusConfig
+        from ..bus_adapter import BusConfig
         self.config = BusConfig.coerce(bus)
         self.interval = interval
         self.fields = {'v': 1, 'queue': queue_name, 'host': socket.gethostname(),
@@ -62,16 +62,13 @@ class ConsumerBeacon:
             self._thread = None
 
     def _run(self) -> None:
-        import zmq
-        from signal_bus.handshake import watch_handshake
-        from signal_bus.keys import apply_client
-        context = zmq.Context()
-        sock = context.socket(zmq.PUSH)
+        from ..bus_adapter import open_announcer
         try:
-            sock.sndhwm = 4  # a consumer's presence is worth a few messages, no more
-            apply_client(sock, self.config.curve)
-            watch_handshake(sock, self.config.ingest, 'consumer %d' % os.getpid(), logger)
-            sock.connect(self.config.ingest)
+            context, sock = open_announcer(self.config, 'consumer %d' % os.getpid(), logger)
+        except Exception:
+            logger.exception('announcing the consumer on the bus failed')
+            return
+        try:
             while True:
                 self._send(sock, self.message())
                 if self._stop.wait(self.interval):

@@ -15,43 +15,6 @@ from ..exceptions import ConfigurationError
 logger = logging.getLogger('queue_core.consumer')
 
 
-def broker_config(ingest: str | None) -> Any:
-    """The embedded broker's configuration.
-
-    Without ``ingest``: the default endpoints (ingest 7557, publish 7558, control 7559 on
-    loopback). With ``ingest`` (``--bus tcp://host:PORT``): ingest at PORT, publish at
-    PORT+1 and control at PORT+2 on the same host, the layout of the defaults.
-    """
-    from signal_bus.config import BrokerConfig, neighbour_endpoint
-    if not ingest:
-        return BrokerConfig()
-    return BrokerConfig(ingest=ingest, publish=neighbour_endpoint(ingest, 1),
-                        control=neighbour_endpoint(ingest, 2))
-
-
-def check_bus(bus: str | None, broker: bool) -> None:
-    """Raise ``ConfigurationError`` unless ``--bus``/``--broker`` can work."""
-    try:
-        from signal_bus.config import BusConfig
-        from signal_bus.exceptions import BusError
-    except ImportError as exc:
-        raise ConfigurationError('--bus and --broker need the signal_bus package: %s'
-                                 % exc) from exc
-    try:
-        if bus:
-            BusConfig.coerce(bus)
-        if broker:
-            broker_config(bus)
-    except BusError as exc:
-        raise ConfigurationError('bad --bus endpoint %r: %s' % (bus, exc)) from exc
-
-
-def default_ingest() -> str:
-    """Where publishers reach an embedded broker started without ``--bus``."""
-    from signal_bus.config import DEFAULT_INGEST
-    return DEFAULT_INGEST
-
-
 #: The signal the supervisor stops its broker with. SIGINT and SIGTERM sent to the whole
 #: process group are ignored, so the broker outlives the workers and carries their last
 #: events (INTERRUPTED after SIGTERM, for example).
@@ -93,7 +56,7 @@ def _serve(config: Any, parent: int, report: int) -> int:
     signal.signal(STOP_SIGNAL, signal.default_int_handler)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _BLOCKED)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    from signal_bus.broker import Broker
+    from ..bus_adapter import Broker
     broker = Broker(config)
     lock = threading.Lock()
     state: dict[str, bool] = {}
@@ -128,6 +91,7 @@ class EmbeddedBroker:
     """
 
     def __init__(self, ingest: str | None) -> None:
+        from ..bus_adapter import broker_config
         self.config = broker_config(ingest)
         self.pid: int | None = None
         self.epoch: int | None = None

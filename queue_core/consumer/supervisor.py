@@ -20,7 +20,7 @@ from typing import Any, Callable
 from ..exceptions import ConfigurationError, StorageError
 from ..storage.memory import MemoryStorage
 from .beacon import ConsumerBeacon
-from .broker_host import EmbeddedBroker, check_bus, default_ingest
+from .broker_host import EmbeddedBroker
 from .config import WORKER_PROCESS, ConsumerConfig
 from .pool import ProcessHandle, ThreadHandle
 from .process import SharedFlags, close_queue
@@ -74,8 +74,9 @@ class Supervisor:
                                      'use sqlite:/// or redis:// storage, or thread workers '
                                      '(-k thread)')
         if self.config.bus or self.config.broker:
+            from ..bus_adapter import DEFAULT_INGEST, check_bus
             check_bus(self.config.bus, self.config.broker)
-            self._bus_config(self.config.bus or default_ingest())
+            self._bus_config(self.config.bus or DEFAULT_INGEST)
 
     def _prepare(self) -> None:
         self.queue.requeue_interrupted = self.config.requeue_interrupted
@@ -86,7 +87,7 @@ class Supervisor:
         if self.config.broker:
             self.broker = EmbeddedBroker(bus)
             self.broker.start()
-            bus = bus or default_ingest()
+            bus = self.broker.ingest
         if bus:
             self.queue.attach_bus(self._bus_config(bus))
             logger.info('publishing signals to %s', bus)
@@ -96,19 +97,8 @@ class Supervisor:
 
     def _bus_config(self, ingest: str) -> Any:
         """The bus to publish to: ``ingest``, with the configured CURVE keys if any."""
-        if not (self.config.curve_server_key or self.config.curve_keypair):
-            return ingest
-        from signal_bus.config import BusConfig
-        from signal_bus.exceptions import BusError
-        from signal_bus.keys import client_keys
-        try:
-            # The consumer's report socket says once that a key was refused; its workers'
-            # publishers need not say it again.
-            return BusConfig(ingest=ingest, curve=client_keys(self.config.curve_server_key,
-                                                             self.config.curve_keypair),
-                             watch_refusals=False)
-        except (BusError, OSError, ValueError) as exc:
-            raise ConfigurationError('bad CURVE options for --bus: %s' % exc) from exc
+        from ..bus_adapter import consumer_bus
+        return consumer_bus(ingest, self.config.curve_server_key, self.config.curve_keypair)
 
     def _install_signals(self) -> None:
         # Handlers only write the signal number to this pipe; the main loop reads it.

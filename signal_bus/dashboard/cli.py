@@ -12,9 +12,7 @@ import signal as os_signal
 import sys
 from typing import Sequence, TextIO
 
-from queue_core.argtypes import positive_float, positive_int
-
-from ..cli_args import add_curve_client_arguments
+from ..cli_args import add_curve_client_arguments, positive_float, positive_int
 from ..config import DEFAULT_PUBLISH
 from ..exceptions import BusError
 from ..history import DEFAULT_HISTORY, History, Retention
