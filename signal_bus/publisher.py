@@ -55,7 +55,7 @@ _MAX_GATHERED_FRAMES = 2 * (wire.MAX_BATCH_EVENTS - 1)
 #: pyzmq's Socket.send wraps the compiled call in Python (0.45 of its 0.65 us a frame).
 _send_frame = zmq.backend.Socket.send
 
-_COUNTS = ('buffered', 'sent', 'dropped_buffer_full', 'dropped_send', 'errors', 'messages')
+_COUNTS = ('buffered', 'sent', 'dropped_send', 'errors', 'messages')
 
 
 class _Channel:
@@ -438,9 +438,11 @@ class Publisher:
             for source in sources:
                 for key in _COUNTS:
                     counts[key] += source[key]
-        result: dict[str, Any] = dict(counts, pub=None, pseq=0, batching=False, pending=0,
-                                      dropped=counts['dropped_buffer_full']
-                                      + counts['dropped_send'])
+        # dropped_buffer_full: nothing buffers besides the socket, so it is always 0 (a
+        # reported key, kept for compatibility).
+        result: dict[str, Any] = dict(counts, dropped_buffer_full=0, pub=None, pseq=0,
+                                      batching=False, pending=0,
+                                      dropped=counts['dropped_send'])
         if channel is not None and channel.pid == os.getpid():
             result.update(pub=channel.pub, pseq=channel.pseq, batching=channel.batching,
                           pending=len(channel.pending) // 2)
