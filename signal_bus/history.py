@@ -323,7 +323,8 @@ class History:
                       after: int | None = None) -> list[dict[str, Any]]:
         """Events newest first, by signal, task name glob (``*``, ``?``), a text found in
         the task id, name or error, and, with ``after``, only ids above it (oldest first)."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | int] = []
         if signal:
             where.append('signal = ?')
             params.append(signal)
