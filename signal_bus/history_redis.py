@@ -17,7 +17,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 import msgpack
 import redis
@@ -40,6 +40,10 @@ _ROW_KEYS = ('id', 'epoch', 'seq', 'ts', 'signal', 'task_id', 'task_name', 'queu
 #: At most this many stream entries are read to answer one search.
 _SEARCH_SCAN = 200_000
 _PRUNE_SCAN = 50_000
+# redis-py types every reply as a union (str or bytes, None, an awaitable); this client is
+# synchronous and does not decode responses, so the casts below name what Redis answers.
+#: A stream read (XRANGE, XREVRANGE): ``(entry id, fields)`` pairs.
+_Stream = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 def _text(value: Any) -> str:
@@ -67,8 +71,9 @@ class RedisHistory:
         self._claim = self._redis.register_script(_CLAIM)
         self._open = OpenTimes()
         self._write_lock = threading.Lock()
-        for task_id, life_ts in self._redis.zrange(self._key('open'), 0, OPEN_CAP - 1,
-                                                   withscores=True):
+        opened = cast('list[tuple[bytes, float]]', self._redis.zrange(
+            self._key('open'), 0, OPEN_CAP - 1, withscores=True))
+        for task_id, life_ts in opened:
             self._open.note(_text(task_id), life_ts, None)
 
     def _key(self, *parts: str) -> str:
@@ -125,9 +130,9 @@ class RedisHistory:
             pipe.hincrby(self._key('totals'), _SEP.join((signal, str(task), queue)), count)
         for (minute, signal), count in summary.minutes.items():
             pipe.hincrby(self._key('minutes'), '%d%s%s' % (minute, _SEP, signal), count)
-        for (metric, task, slot), (count, total) in summary.durations.items():
+        for (metric, task, slot), (times, total) in summary.durations.items():
             field = _SEP.join((metric, task, str(slot)))
-            pipe.hincrby(self._key('durations'), field + _SEP + 'c', int(count))
+            pipe.hincrby(self._key('durations'), field + _SEP + 'c', int(times))
             pipe.hincrbyfloat(self._key('durations'), field + _SEP + 's', total)
         pipe.hset(self._key('state'), mapping={'epoch': rows[-1].get('epoch'),
                                                'seq': int(rows[-1].get('seq') or 0)})
@@ -158,8 +163,9 @@ class RedisHistory:
 
     # -- reading -------------------------------------------------------------------------
 
-    def _entries(self, raw: list) -> list[dict[str, Any]]:
-        return [msgpack.unpackb(fields[b'd'], raw=False) for _, fields in raw]
+    def _entries(self, raw: Any) -> list[dict[str, Any]]:
+        """The events of a stream read (as redis-py answers it)."""
+        return [msgpack.unpackb(fields[b'd'], raw=False) for _, fields in cast(_Stream, raw)]
 
     def window_counts(self, seconds: float, now: float | None = None) -> dict[str, int]:
         """Events per signal over the last ``seconds`` (whole minutes)."""
@@ -213,7 +219,7 @@ class RedisHistory:
             pipe.hgetall(self._key('task', task_id))
         rows = []
         for task_id, data in zip(task_ids, pipe.execute()):
-            row = {_text(k): _text(v) for k, v in data.items()}
+            row: dict[str, Any] = {_text(k): _text(v) for k, v in data.items()}
             for key in ('first_ts', 'life_ts', 'last_ts'):
                 row[key] = float(row[key]) if key in row else None
             for key in ('last_id', 'final', 'failed'):
@@ -270,9 +276,10 @@ class RedisHistory:
 
     def incidents(self, limit: int = 20) -> list[dict[str, Any]]:
         """Losses and broker restarts, newest first."""
+        entries = cast(_Stream, self._redis.xrevrange(self._key('incidents'), count=limit))
         return [dict(e, id=_text(entry_id)) for entry_id, e in (
-            (entry_id, msgpack.unpackb(fields[b'd'], raw=False)) for entry_id, fields in
-            self._redis.xrevrange(self._key('incidents'), count=limit))]
+            (entry_id, msgpack.unpackb(fields[b'd'], raw=False))
+            for entry_id, fields in entries)]
 
     def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
         """Tasks whose last life ended in failure, newest first, with their error."""
@@ -285,7 +292,8 @@ class RedisHistory:
 
     def timeline(self, task_id: str) -> dict[str, Any] | None:
         """As ``History.timeline``: every life on one timeline; None when unknown."""
-        ids = [int(i) for i in self._redis.zrange(self._key('tl', task_id), 0, -1)]
+        ids = [int(i) for i in cast('list[bytes]',
+                                    self._redis.zrange(self._key('tl', task_id), 0, -1))]
         task = self._tasks([task_id])[0] if self._redis.exists(
             self._key('task', task_id)) else None
         if not ids and task is None:
@@ -331,7 +339,7 @@ class RedisHistory:
         dropped = 0
         for task_id in map(_text, gone):
             self._redis.zrem(key, task_id)
-            ids = self._redis.zrange(self._key('tl', task_id), 0, -1)
+            ids = cast('list[bytes]', self._redis.zrange(self._key('tl', task_id), 0, -1))
             pipe = self._redis.pipeline(transaction=False)
             for event_id in ids:
                 pipe.hdel(self._key('kept'), _text(event_id))
