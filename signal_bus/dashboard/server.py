@@ -152,13 +152,15 @@ async def metrics(request: web.Request) -> web.Response:
 async def action(request: web.Request) -> web.Response:
     """``POST /api/actions/revoke|restore`` with ``{"id": …}`` or ``{"task": …}``."""
     dash: Dashboard = request.app['dashboard']
+    queue = dash.queue
+    assert queue is not None  # build_app adds this route only with a queue
     origin = request.headers.get('Origin')
     if request.headers.get('Sec-Fetch-Site') in ('cross-site', 'same-site') or (
             origin is not None and origin.split('://', 1)[-1] != request.host):
         return _json({'error': 'cross-origin requests are refused'}, 403)
     try:
         body = await request.json()
-        result = await dash.run(dash.queue.act, request.match_info['action'], body)
+        result = await dash.run(queue.act, request.match_info['action'], body)
     except (ValueError, json.JSONDecodeError) as exc:
         return _json({'error': str(exc)}, 400)
     return _json(result)
