@@ -21,17 +21,16 @@ from .locking import LOCK_PREFIX, RateLimit, TaskLock
 from .message import task_from_map, task_to_map
 from .registry import TaskRegistry
 from .result import EMPTY, Result, ResultGroup
+from .revocation import REVOCATIONS_COUNTER, Revocations
 from .serializer import MsgpackSerializer
 from .signals import SignalDispatcher, call_isolated
 from .storage import MemoryStorage, Storage, storage_from_url
 from .storage.base import InFlight
 from .task import Task, TaskWrapper
+from .tseq import count_event, encode_counted, uncount
 
 logger = logging.getLogger('queue_core')
 
-REVOKE_PREFIX = 'r:'
-#: Counter of live revocations; while it is 0 a worker skips the revocation lookups.
-REVOCATIONS_COUNTER = 'revocations'
 MAP_BATCH = 1000
 
 Handle = Result | ResultGroup | None
@@ -60,13 +59,12 @@ class TaskQueue:
         self.post_execute_hooks = HookSet('post-execute')
         self.startup_hooks = HookSet('startup')
         self.shutdown_hooks = HookSet('shutdown')
-        #: Set by ``queue-consumer --requeue-interrupted``: interrupted tasks go back on the queue.
-        self.requeue_interrupted = False
         self._signals = SignalDispatcher()
         self._sinks: list[Callable[..., Any]] = []
         self._locks: set[str] = set()
         self._context = threading.local()
         self._executor = Executor(self)
+        self._revocations = Revocations(self)
         self._immediate = False
         self._saved_storage: Storage | None = None
         if immediate:
@@ -271,8 +269,7 @@ class TaskQueue:
         task.final = final
         handlers = self._signals.handlers_for(signal)
         if self._sinks:
-            if bump and task.tseq is not None:
-                task.tseq += 1
+            count_event(task, bump)
             source = self.source
             for sink in tuple(self._sinks):
                 call_isolated(sink, 'signal sink', signal, task, exc, source)
@@ -304,18 +301,10 @@ class TaskQueue:
         return task_from_map(task_to_map(task), self.registry.lookup)
 
     def _encode_for_write(self, task: Task) -> bytes:
-        """Count the coming event in ``tseq`` (so the stored copy carries it), then encode."""
+        """The message to store, its ``tseq`` counting the event that will announce it."""
         if task.expires is not None and task.expires_at is None:
             task.expires_at = normalize_expires(task.expires, self.utc)
-        bump = bool(self._sinks) and task.tseq is not None
-        if bump:
-            task.tseq += 1
-        try:
-            return self.serialize_task(task)
-        except SerializationError:
-            if bump:
-                task.tseq -= 1
-            raise
+        return encode_counted(task, bool(self._sinks), self.serialize_task)
 
     def _decode(self, data: bytes) -> Task | None:
         """The task, or ``None`` once an unusable message was quarantined."""
@@ -338,8 +327,7 @@ class TaskQueue:
         try:
             self.storage.enqueue(data, task.priority or 0)
         except Exception:
-            if self._sinks and task.tseq:
-                task.tseq -= 1
+            uncount(task, bool(self._sinks))
             raise
         self.emit(S.SIGNAL_ENQUEUED, task, bump=False)
         return self._handle(task)
@@ -368,7 +356,11 @@ class TaskQueue:
     def add_schedule(self, task: Task) -> None:
         """Put ``task`` on the schedule for its ``eta``; emits ``SCHEDULED``."""
         data = self._encode_for_write(task)
-        self.storage.add_to_schedule(data, to_timestamp(task.eta or self.now(), self.utc))
+        try:
+            self.storage.add_to_schedule(data, to_timestamp(task.eta or self.now(), self.utc))
+        except Exception:
+            uncount(task, bool(self._sinks))
+            raise
         self.emit(S.SIGNAL_SCHEDULED, task, bump=False)
 
     # -- executing -------------------------------------------------------------------
@@ -393,9 +385,12 @@ class TaskQueue:
             if task is not None:
                 return task
 
-    def execute(self, task: Task, timestamp: datetime.datetime | None = None) -> Any:
-        """Run ``task`` through the whole lifecycle (SPEC §2); returns its value or ``None``."""
-        return self._executor.execute(task, timestamp or self.now())
+    def execute(self, task: Task, timestamp: datetime.datetime | None = None, *,
+                requeue_interrupted: bool = False) -> Any:
+        """Run ``task`` through the whole lifecycle (SPEC §2); returns its value or ``None``.
+        ``requeue_interrupted`` (the consumer's ``--requeue-interrupted``) puts a task cut
+        short by shutdown back on the queue instead of ending it."""
+        return self._executor.execute(task, timestamp or self.now(), requeue_interrupted)
 
     def ready_to_run(self, task: Task, timestamp: datetime.datetime | None = None) -> bool:
         """Whether ``task`` has no eta or its eta has come."""
@@ -472,7 +467,7 @@ class TaskQueue:
         """Extend every lease ``owner`` holds."""
         return self.storage.renew(owner, time.time() + lease)
 
-    def recover(self, record: InFlight, requeue: bool | None = None,
+    def recover(self, record: InFlight, requeue: bool = False,
                 owner: str | None = None) -> bool:
         """Report an abandoned in-flight task (``consumer.recovery.recover_record``)."""
         from .consumer.recovery import recover_record  # the consumer imports this module
@@ -495,51 +490,34 @@ class TaskQueue:
         except Exception:
             return None
 
-    # -- revocation ------------------------------------------------------------------------
+    # -- revocation (queue_core.revocation) -------------------------------------------------
     def revoke_by_id(self, id: str, revoke_until: datetime.datetime | None = None,
                      revoke_once: bool = False) -> None:
         """Revoke the task with this id (until ``revoke_until``, or once)."""
-        self._revoke(REVOKE_PREFIX + id, revoke_until, revoke_once)
+        self._revocations.revoke(id, revoke_until, revoke_once)
 
     def revoke(self, task: Task, revoke_until: datetime.datetime | None = None,
                revoke_once: bool = False) -> None:
         """Revoke this task instance (by its id), as Huey's ``revoke(task)``."""
-        self.revoke_by_id(task.id, revoke_until, revoke_once)
+        self._revocations.revoke(task.id, revoke_until, revoke_once)
 
     def restore(self, task: Task) -> bool:
         """Undo ``revoke(task)``; returns whether a revocation was removed."""
-        return self.restore_by_id(task.id)
+        return self._revocations.restore(task.id)
 
     def revoke_all(self, registry_name: str | TaskWrapper,
                    revoke_until: datetime.datetime | None = None,
                    revoke_once: bool = False) -> None:
         """Revoke every task of this registry name (or task wrapper)."""
-        name = getattr(registry_name, 'registry_name', registry_name)
-        self._revoke(REVOKE_PREFIX + name, revoke_until, revoke_once)
-
-    def _revoke(self, key: str, revoke_until: datetime.datetime | None, once: bool) -> None:
-        if revoke_until is not None:
-            revoke_until = normalize_time(revoke_until, utc=self.utc)
-        data = self.serializer.serialize((revoke_until, once))
-        if self.storage.put_if_empty(key, data):
-            self.storage.incr(REVOCATIONS_COUNTER, 1)
-        else:
-            self.storage.put_data(key, data)
-
-    def _unrevoke(self, key: str) -> bool:
-        if not self.storage.delete_data(key):
-            return False
-        self.storage.incr(REVOCATIONS_COUNTER, -1)
-        return True
+        self._revocations.revoke(_registry_name(registry_name), revoke_until, revoke_once)
 
     def restore_by_id(self, id: str) -> bool:
         """Undo a revocation by id; returns whether one was removed."""
-        return self._unrevoke(REVOKE_PREFIX + id)
+        return self._revocations.restore(id)
 
     def restore_all(self, registry_name: str | TaskWrapper) -> bool:
         """Undo a revocation of every task of this name (or task wrapper)."""
-        return self._unrevoke(REVOKE_PREFIX + getattr(registry_name, 'registry_name',
-                                                      registry_name))
+        return self._revocations.restore(_registry_name(registry_name))
 
     def is_revoked(self, task: Any, timestamp: datetime.datetime | None = None,
                    peek: bool = True) -> bool:
@@ -553,23 +531,7 @@ class TaskQueue:
             names = [task.registry_name]
         else:
             names = [str(task)]
-        keys = [REVOKE_PREFIX + name for name in names]
-        found = self.storage.peek_many(keys)
-        return any(self._check_revoked(key, data, timestamp, peek)
-                   for key, data in zip(keys, found) if data is not None)
-
-    def _check_revoked(self, key: str, data: bytes, timestamp: datetime.datetime | None,
-                       peek: bool) -> bool:
-        revoke_until, once = self.serializer.deserialize(data)
-        if once:
-            if not peek:
-                self._unrevoke(key)
-            return True
-        if revoke_until is None or revoke_until > (timestamp or self.now()):
-            return True
-        if not peek:
-            self._unrevoke(key)  # lapsed: clear it, as Huey does
-        return False
+        return self._revocations.any_revoked(names, timestamp, peek)
 
     # -- results and key/value data -----------------------------------------------------
     def put_result(self, key: str, value: Any) -> None:
@@ -655,6 +617,11 @@ class TaskQueue:
                 except Exception:
                     logger.exception('closing signal sink %r failed', sink)
         self.storage.close()
+
+
+def _registry_name(name_or_wrapper: str | TaskWrapper) -> str:
+    """A registry name given as itself or as its task wrapper."""
+    return str(getattr(name_or_wrapper, 'registry_name', name_or_wrapper))
 
 
 def _culprit(serializer: Any, task: Task, exc: SerializationError) -> str:

@@ -9,7 +9,7 @@ import datetime
 import logging
 import time
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ContextManager, Protocol
 
 from . import signals as S
 from .exceptions import (CancelExecution, RateLimitExceeded, RetryTask, SerializationError,
@@ -17,13 +17,60 @@ from .exceptions import (CancelExecution, RateLimitExceeded, RetryTask, Serializ
 from .values import SKIPPED, Error
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import TaskQueue
+    from .hooks import HookSet
+    from .storage import Storage
     from .task import Task
 
 logger = logging.getLogger('queue_core')
 
 CHORD_PREFIX = 'chord.'
 CHORD_TTL = 7 * 86400
+
+
+class ExecutionQueue(Protocol):
+    """What running a task needs of its queue (``TaskQueue`` is one): its options, hooks,
+    storage and serializer, and the calls that signal, store and enqueue."""
+
+    results: bool
+    store_none: bool
+    store_intermediate_errors: bool
+    pre_execute_hooks: 'HookSet'
+    post_execute_hooks: 'HookSet'
+    storage: 'Storage'
+    serializer: Any
+
+    def emit(self, signal: str, task: 'Task', exc: BaseException | None = None, *,
+             final: bool = False, bump: bool = True) -> None:
+        """Hand a signal to the sinks and handlers."""
+
+    def emitting_as(self, source: str) -> ContextManager[None]:
+        """Events from this thread carry ``source`` within the block."""
+
+    def enqueue(self, item: Any) -> Any:
+        """Put a task on the queue."""
+
+    def add_schedule(self, task: 'Task') -> None:
+        """Put a task on the schedule."""
+
+    def is_revoked(self, task: Any, timestamp: datetime.datetime | None = None,
+                   peek: bool = True) -> bool:
+        """Whether the task is revoked (``peek=False`` uses up a once-only revocation)."""
+
+    def put_result(self, key: str, value: Any) -> None:
+        """Store a result."""
+
+    def copy_task(self, task: 'Task') -> 'Task':
+        """An independent copy of a task."""
+
+    def deserialize_task(self, data: bytes) -> 'Task':
+        """A task from its message."""
+
+    def normalize_eta(self, eta: datetime.datetime | None = None, delay: Any = None,
+                      now: datetime.datetime | None = None) -> datetime.datetime | None:
+        """An absolute eta in the queue's clock."""
+
+    def build_error_result(self, task: 'Task', exc: BaseException) -> dict[str, Any]:
+        """The metadata stored for a failure."""
 
 
 def build_error_result(task: 'Task', exc: BaseException) -> dict[str, Any]:
@@ -39,7 +86,7 @@ def build_error_result(task: 'Task', exc: BaseException) -> dict[str, Any]:
     return {'error': error, 'traceback': text, 'retries': task.retries, 'task_id': task.id}
 
 
-def error_value(queue: 'TaskQueue', task: 'Task', exc: BaseException) -> Error:
+def error_value(queue: ExecutionQueue, task: 'Task', exc: BaseException) -> Error:
     """The stored form of a failure, built by the queue's ``build_error_result``."""
     return Error(queue.build_error_result(task, exc))
 
@@ -47,11 +94,13 @@ def error_value(queue: 'TaskQueue', task: 'Task', exc: BaseException) -> Error:
 class Executor:
     """Runs tasks through the full lifecycle on behalf of one queue."""
 
-    def __init__(self, queue: 'TaskQueue') -> None:
+    def __init__(self, queue: ExecutionQueue) -> None:
         self.queue = queue
 
-    def execute(self, task: 'Task', timestamp: datetime.datetime) -> Any:
-        """Schedule, revoke, expire or run ``task``; return its value or ``None``."""
+    def execute(self, task: 'Task', timestamp: datetime.datetime,
+                requeue_interrupted: bool = False) -> Any:
+        """Schedule, revoke, expire or run ``task``; return its value or ``None``. A task
+        cut short by shutdown goes back on the queue with ``requeue_interrupted``."""
         q = self.queue
         if task.eta is not None and task.eta > timestamp:
             q.add_schedule(task)
@@ -72,19 +121,19 @@ class Executor:
             except CancelExecution as exc:
                 self._canceled(task, exc, timestamp)
                 return None
-        return self._run(task, timestamp)
+        return self._run(task, timestamp, requeue_interrupted)
 
     def _skipped(self, signal: str, task: 'Task') -> None:
         self.queue.emit(signal, task, final=True)
         abort_chord_member(self.queue, task, SKIPPED)
 
-    def _run(self, task: 'Task', timestamp: datetime.datetime) -> Any:
+    def _run(self, task: 'Task', timestamp: datetime.datetime, requeue_interrupted: bool) -> Any:
         task.mark_started()
         start = time.perf_counter()
         try:
             value = task.execute()
         except KeyboardInterrupt:
-            self._interrupted(task)
+            self._interrupted(task, requeue_interrupted)
             raise
         except TaskTimeout as exc:
             logger.warning('%s timed out after %.3fs', task, time.perf_counter() - start)
@@ -149,6 +198,7 @@ class Executor:
             step.extend_data(exc)
             q.enqueue(step)
         if final:
+            assert error is not None  # a final failure is always surfaced
             give_up(q, task, error)
         else:
             self._retry(task, timestamp, spend=spend, eta=eta)
@@ -189,9 +239,8 @@ class Executor:
                        ' (will be retried)' if task.retries else '')
         self._failed(task, exc, S.SIGNAL_CANCELED, timestamp)
 
-    def _interrupted(self, task: 'Task') -> None:
+    def _interrupted(self, task: 'Task', requeue: bool) -> None:
         q = self.queue
-        requeue = q.requeue_interrupted
         logger.warning('%s interrupted by shutdown%s', task, ' (requeued)' if requeue else '')
         q.emit(S.SIGNAL_INTERRUPTED, task, final=not requeue)
         if requeue:
@@ -221,7 +270,7 @@ class Executor:
             q.enqueue(task)
 
 
-def give_up(queue: 'TaskQueue', task: 'Task', error: Error) -> None:
+def give_up(queue: ExecutionQueue, task: 'Task', error: Error) -> None:
     """A task failed for good: each later pipeline step gets the same ``Error`` (naming the
     failed task, as in Huey), a chord gets it too."""
     if queue.results:
@@ -232,7 +281,7 @@ def give_up(queue: 'TaskQueue', task: 'Task', error: Error) -> None:
     abort_chord_member(queue, task, error)
 
 
-def abort_chord_member(queue: 'TaskQueue', task: 'Task', outcome: Any) -> None:
+def abort_chord_member(queue: ExecutionQueue, task: 'Task', outcome: Any) -> None:
     """The rest of ``task``'s pipeline will not run: report ``outcome`` to the chord its
     last step belongs to (a chord member's membership sits on its pipeline's tail)."""
     step: 'Task | None' = task
@@ -243,7 +292,7 @@ def abort_chord_member(queue: 'TaskQueue', task: 'Task', outcome: Any) -> None:
         step = step.on_complete
 
 
-def settle_chord(queue: 'TaskQueue', task: 'Task', outcome: Any) -> None:
+def settle_chord(queue: ExecutionQueue, task: 'Task', outcome: Any) -> None:
     """Record a chord member's final outcome; the last one enqueues the callback with the
     list of outcomes appended to its own arguments (as in Huey)."""
     info = task.chord

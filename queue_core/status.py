@@ -17,8 +17,8 @@ from typing import Any, Sequence, TextIO
 
 from .argtypes import positive_float
 from .exceptions import QueueError
-from .api import REVOKE_PREFIX
 from .locking import LOCK_PREFIX, RATE_PREFIX
+from .revocation import REVOKE_PREFIX
 
 EXIT_USAGE = 2
 

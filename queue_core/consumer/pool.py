@@ -59,7 +59,9 @@ class ProcessHandle:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         self.started = time.monotonic()
-        self.owner = make_owner(self._process.pid, self.suffix)
+        pid = self._process.pid
+        assert pid is not None  # start() returned: the child exists
+        self.owner = make_owner(pid, self.suffix)
 
     @property
     def sentinel(self) -> int | None:

@@ -38,7 +38,7 @@ def recoverer_id() -> str:
     return '%s:%d:recovery' % (socket.gethostname(), os.getpid())
 
 
-def recover_record(queue: Any, record: InFlight, requeue: bool | None = None,
+def recover_record(queue: Any, record: InFlight, requeue: bool = False,
                    owner: str | None = None) -> bool:
     """Report an abandoned in-flight task (its worker died): ``INTERRUPTED`` with source
     ``consumer`` and no ``tseq``; with ``requeue`` put it back on the queue (its ``tseq``
@@ -48,7 +48,6 @@ def recover_record(queue: Any, record: InFlight, requeue: bool | None = None,
     The record is first adopted by ``owner`` (this process by default) under a lease,
     and dropped only once it was reported or requeued: a recovery cut short, even by
     a lost storage reply, leaves a record whose lease runs out and is recovered again."""
-    requeue = queue.requeue_interrupted if requeue is None else requeue
     adopted = queue.storage.adopt(record.token, record.owner, owner or recoverer_id(),
                                   time.time() + RECOVERY_LEASE)
     if adopted is None:
@@ -141,20 +140,21 @@ def owner_is_gone(owner: str, host: str) -> bool:
     return parsed is not None and parsed[0] == host and pid_is_gone(parsed[1])
 
 
-def recover_records(queue: Any, records: Iterable[InFlight]) -> int:
+def recover_records(queue: Any, records: Iterable[InFlight], requeue: bool = False) -> int:
     """Recover each record of gone workers, sorted by their progress on this host;
-    count the records won (dropped, reported or handed back)."""
+    count the records won (dropped, reported or handed back). Started tasks go back on the
+    queue with ``requeue`` (``--requeue-interrupted``)."""
     by_owner: dict[str, list[InFlight]] = defaultdict(list)
     for record in records:
         by_owner[record.owner].append(record)
     won = 0
     with queue.emitting_as(SOURCE_CONSUMER):
         for owner, held in by_owner.items():
-            won += _recover_owner(queue, owner, held)
+            won += _recover_owner(queue, owner, held, requeue)
     return won
 
 
-def _recover_owner(queue: Any, owner: str, records: list[InFlight]) -> int:
+def _recover_owner(queue: Any, owner: str, records: list[InFlight], requeue: bool) -> int:
     # Only a worker known to be gone may have its unstarted tasks handed back: a live one
     # whose lease lapsed (stuck) would still run them.
     gone = owner_is_gone(owner, socket.gethostname())
@@ -164,7 +164,7 @@ def _recover_owner(queue: Any, owner: str, records: list[InFlight]) -> int:
     for record in finished:
         won += bool(queue.storage.release(record.token))
     for record in started:
-        if queue.recover(record):
+        if queue.recover(record, requeue):
             won += 1
             logger.warning('recovered in-flight task of gone worker %s (token %s)',
                            owner, record.token)
@@ -177,9 +177,9 @@ def _recover_owner(queue: Any, owner: str, records: list[InFlight]) -> int:
     return won + handed
 
 
-def recover_owners(queue: Any, owners: Collection[str]) -> int:
+def recover_owners(queue: Any, owners: Collection[str], requeue: bool = False) -> int:
     """Recover every record held by ``owners`` (workers known to be dead)."""
-    won = recover_records(queue, queue.storage.in_flight_of(owners))
+    won = recover_records(queue, queue.storage.in_flight_of(owners), requeue)
     host = socket.gethostname()
     for owner in owners:
         if owner_is_gone(owner, host):
@@ -187,7 +187,8 @@ def recover_owners(queue: Any, owners: Collection[str]) -> int:
     return won
 
 
-def sweep_abandoned(queue: Any, live_owners: Collection[str], now: float | None = None) -> int:
+def sweep_abandoned(queue: Any, live_owners: Collection[str], now: float | None = None,
+                    requeue: bool = False) -> int:
     """Recover records whose lease expired, or whose owner on this host no longer exists,
     leaving alone the records of ``live_owners`` (this consumer's running workers)."""
     now = time.time() if now is None else now
@@ -195,4 +196,4 @@ def sweep_abandoned(queue: Any, live_owners: Collection[str], now: float | None 
     abandoned = [rec for rec in queue.storage.in_flight()
                  if rec.owner not in live_owners
                  and (rec.lease_until < now or owner_is_gone(rec.owner, host))]
-    return recover_records(queue, abandoned)
+    return recover_records(queue, abandoned, requeue)

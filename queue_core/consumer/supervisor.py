@@ -79,7 +79,6 @@ class Supervisor:
             self._bus_config(self.config.bus or DEFAULT_INGEST)
 
     def _prepare(self) -> None:
-        self.queue.requeue_interrupted = self.config.requeue_interrupted
         if self.config.flush_locks or self.config.extra_locks:
             flushed = self.queue.flush_locks(*self.config.extra_locks)
             logger.info('flushed task locks: %s', ', '.join(sorted(flushed)) or '(none held)')
@@ -244,7 +243,7 @@ class Supervisor:
 
     def _recover_owner(self, owner: str) -> None:
         try:
-            recover_owners(self.queue, [owner])
+            recover_owners(self.queue, [owner], self.config.requeue_interrupted)
         except StorageError as exc:
             # The periodic sweep picks these records up once the storage is back.
             logger.warning('could not recover tasks of worker %s yet: %s', owner, exc)
@@ -252,7 +251,8 @@ class Supervisor:
     def _sweep(self) -> None:
         self._next_sweep = time.monotonic() + self.config.renew_interval
         try:
-            sweep_abandoned(self.queue, {h.owner for h in self.workers})
+            sweep_abandoned(self.queue, {h.owner for h in self.workers},
+                            requeue=self.config.requeue_interrupted)
         except StorageError as exc:
             logger.warning('could not look for abandoned tasks: %s', exc)
         except Exception:

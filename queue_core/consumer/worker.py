@@ -162,7 +162,8 @@ class Worker:
         guard = self.guard.running(task) if self.guard is not None else nullcontext()
         try:
             with self.queue.emitting_as(SOURCE_WORKER), guard:
-                self.queue.execute(task)
+                self.queue.execute(task,
+                                   requeue_interrupted=self.config.requeue_interrupted)
         except KeyboardInterrupt:
             self.stop.set()
             self.halt.set()
@@ -239,7 +240,7 @@ class Worker:
                 self.queue.release(record.token)
                 self._held.dropped([record.token])
             elif record.token in self._cut_short:
-                self.queue.recover(record)
+                self.queue.recover(record, self.config.requeue_interrupted)
             else:  # never started (held, or claimed while the reply was lost)
                 orphans.append(record)
         for record in sorted(orphans, key=lambda rec: rec.token, reverse=True):
