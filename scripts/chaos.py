@@ -26,14 +26,15 @@ import sys
 import tempfile
 from typing import Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if __package__ in (None, ''):   # run as a file: the repository root, so scripts.* imports
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from chaos.abuse import run_abuse, scaled  # noqa: E402
-from chaos.abuse import table as abuse_table  # noqa: E402
-from chaos.campaign import run, say  # noqa: E402
-from chaos.injectors import INJECTORS  # noqa: E402
-from chaos.report import table  # noqa: E402
-from chaos.rig import Settings  # noqa: E402
+from scripts.chaos.abuse import run_abuse, scaled  # noqa: E402
+from scripts.chaos.abuse import table as abuse_table  # noqa: E402
+from scripts.chaos.campaign import run, say  # noqa: E402
+from scripts.chaos.injectors import INJECTORS  # noqa: E402
+from scripts.chaos.report import table  # noqa: E402
+from scripts.chaos.rig import Settings  # noqa: E402
 
 #: The CI form: every fault once, small floods, a short drain.
 SHORT = dict(seconds=10.0, flood_publishers=2, flood_count=3000,

@@ -14,18 +14,13 @@ A test marked ``known_failure`` (a documented, still open failure) runs only wit
 """
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
-# The repository root first: tests/queue_core (a folder of tests) must never shadow the
-# queue_core package, whichever way pytest was started.
-sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from scripts.support.procs import reset_launch_signals
+from scripts.support.redis_server import RedisServer
 
-from helpers import RedisServer, reset_launch_signals  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 #: Test path prefix (relative to tests/) -> the tier marker every test under it gets.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 
-from helpers import LAUNCH_SIGNALS, reset_launch_signals
+from scripts.support.procs import LAUNCH_SIGNALS, reset_launch_signals
 
 
 def signal_set(pid: int, field: str) -> set[int]:

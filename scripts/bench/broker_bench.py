@@ -20,8 +20,12 @@ import sys
 import time
 from typing import Any, Callable
 
-from bus_tools import BrokerProcess, RelayProcess, SubscriberProcess
-from common import Child, Figure, alternate, bench_env, median, median_of
+if __package__ in (None, ''):   # run as a file: the repository root onto sys.path
+    import _repo_root  # noqa: F401
+
+from scripts.bench.bus_tools import BrokerProcess, RelayProcess, SubscriberProcess  # noqa: E402
+from scripts.bench.common import (BENCH_DIR, Child, Figure, alternate, bench_env,  # noqa: E402
+                                  median, median_of)
 
 PUBLISHERS = 3
 START_DELAY = 1.5  # seconds for the publisher processes to start before they begin
@@ -47,7 +51,7 @@ def publish_run(target: Any, total: int, rate: float, timing: bool = False) -> d
             [sys.executable, 'apps/bus_publisher.py', '--ingest', target.ingest,
              '--count', str(each), '--rate', str(rate / PUBLISHERS),
              '--start-at', repr(start_at)] + extra,
-            cwd=Child.cwd(), env=bench_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            cwd=BENCH_DIR, env=bench_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             for _ in range(PUBLISHERS)]
         reports = [json.loads(proc.stdout.readline() or b'{}') for proc in procs]
         # Publishers stay open until what they queued has gone through: a publisher that

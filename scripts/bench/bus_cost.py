@@ -9,16 +9,21 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from bus_tools import BrokerProcess, SubscriberProcess
-from common import OURS, Figure, RedisProcess, alternate, median, median_of, paired_ratio
-from drain import drain_once
+if __package__ in (None, ''):   # run as a file: the repository root onto sys.path
+    import _repo_root  # noqa: F401
+
+from scripts.bench.bus_tools import BrokerProcess, SubscriberProcess  # noqa: E402
+from scripts.bench.common import (OURS, Figure, alternate, median, median_of,  # noqa: E402
+                                  paired_ratio)
+from scripts.bench.drain import drain_once  # noqa: E402
+from scripts.support.redis_server import RedisServer  # noqa: E402
 
 SLOW_MS = 50.0
 OFF, ON, NONE, SLOW = ('bus off', 'bus on, 1 subscriber', 'bus on, no subscriber',
                        'bus on, slow subscriber')
 
 
-def bus_drain(redis: RedisProcess, broker: BrokerProcess, n: int,
+def bus_drain(redis: RedisServer, broker: BrokerProcess, n: int,
               mode: str) -> dict[str, Any]:
     """One drain of ``n`` tasks in ``mode`` (see the module constants)."""
     if mode == OFF:
@@ -41,7 +46,7 @@ def bus_drain(redis: RedisProcess, broker: BrokerProcess, n: int,
 
 def run(rounds: int = 3, n: int = 5000) -> tuple[list[Figure], dict[str, list[dict]]]:
     """The three modes, alternating, ``rounds`` times each; figures and raw rounds."""
-    with RedisProcess() as redis, BrokerProcess() as broker:
+    with RedisServer().start() as redis, BrokerProcess() as broker:
         results = alternate(rounds, {mode: (lambda m=mode: bus_drain(redis, broker, n, m))
                                      for mode in (OFF, ON, NONE, SLOW)})
     return figures(results, n), results

@@ -23,10 +23,14 @@ import timeit
 import types
 from typing import Any
 
-import broker_bench
-from bus_tools import BrokerProcess
-from common import OURS, RedisProcess
-from drain import app_for
+if __package__ in (None, ''):   # run as a file: the repository root onto sys.path
+    import _repo_root  # noqa: F401
+
+from scripts.bench import broker_bench  # noqa: E402
+from scripts.bench.bus_tools import BrokerProcess  # noqa: E402
+from scripts.bench.common import OURS  # noqa: E402
+from scripts.bench.drain import app_for  # noqa: E402
+from scripts.support.redis_server import RedisServer  # noqa: E402
 
 SPIN_SECONDS = 100e-6
 
@@ -115,7 +119,7 @@ def broker_cpu(events: int) -> dict[str, float]:
 def round_trips(n: int) -> dict[str, float]:
     """µs of a bare PING and RPUSH, our storage's enqueue, a whole ``noop(i)``."""
     import redis
-    with RedisProcess() as server:
+    with RedisServer().start() as server:
         client = redis.Redis.from_url(server.url)
         queue, noop = app_for(OURS, server.url)
         data = queue.serialize_task(noop.s(1))

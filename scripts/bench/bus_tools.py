@@ -8,7 +8,10 @@ import sys
 import time
 from typing import Any
 
-from common import Child, consecutive_free_ports, free_port, rss_kib, wait_for
+from scripts.bench.common import Child
+from scripts.support.polling import wait_until
+from scripts.support.ports import consecutive_free_ports, free_port
+from scripts.support.procs import rss_kib
 
 _BROKER = 'import sys; from signal_bus.broker_cli import main; sys.exit(main())'
 
@@ -34,8 +37,8 @@ class BrokerProcess:
         if ring is not None:
             command += ['--ring', str(ring)]
         self.child = Child(command)
-        wait_for(lambda: self.child.check_alive() or all(_listening(p) for p in ports), 15,
-                 'the signal broker to listen', 0.02)
+        wait_until(lambda: self.child.check_alive() or all(_listening(p) for p in ports), 15,
+                   0.02, 'the signal broker to listen', TimeoutError)
 
     @property
     def pid(self) -> int:
@@ -86,8 +89,8 @@ class RelayProcess:
         self.ingest, self.publish = ['tcp://127.0.0.1:%d' % p for p in ports]
         self.child = Child([sys.executable, 'apps/relay.py', '--ingest', self.ingest,
                             '--publish', self.publish])
-        wait_for(lambda: self.child.check_alive() or all(_listening(p) for p in ports), 15,
-                 'the relay to listen', 0.02)
+        wait_until(lambda: self.child.check_alive() or all(_listening(p) for p in ports), 15,
+                   0.02, 'the relay to listen', TimeoutError)
 
     def close(self) -> None:
         """Stop the relay."""

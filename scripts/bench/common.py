@@ -1,5 +1,6 @@
-"""What every benchmark shares: a private Redis, consumers as real subprocesses, process
-memory, alternating rounds, medians and the figures that become the table.
+"""What every benchmark shares: consumers as real subprocesses, alternating rounds, medians
+and the figures that become the table (a private Redis, free ports, polling and process
+memory are ``scripts.support``).
 
 Benchmarks run from this directory's parent's view: the apps they drive live in
 ``scripts/bench/apps`` and consumers are started with ``scripts/bench`` as their working
@@ -8,20 +9,20 @@ directory, so ``apps.ours.queue`` and ``apps.huey_app.huey`` import as a user's 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
-import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Iterable, Sequence
+from typing import IO, Any, Callable, Iterable, Sequence
+
+from scripts.support import REPO_ROOT
+from scripts.support import procs
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(os.path.dirname(BENCH_DIR))
 OURS, HUEY = 'ours', 'huey'
 HUEY_VERSION = '3.5.4'
 
@@ -32,127 +33,30 @@ def log(message: str, *args: Any) -> None:
           file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    """A TCP port on loopback that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def consecutive_free_ports(count: int, attempts: int = 50) -> list[int]:
-    """``count`` consecutive loopback ports that were free a moment ago (a broker's
-    default layout: ingest, publish, control on three ports in a row)."""
-    for _ in range(attempts):
-        first = free_port()
-        ports = list(range(first, first + count))
-        socks = []
-        try:
-            for port in ports:
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(('127.0.0.1', port))
-            return ports
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError('found no %d consecutive free ports' % count)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.005) -> Any:
-    """Poll ``predicate`` until it is truthy; raise ``TimeoutError`` naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError('gave up after %.0f s waiting for %s' % (timeout, what))
-        time.sleep(interval)
-
-
-# -- Redis ---------------------------------------------------------------------------------
-
-class RedisProcess:
-    """A private ``redis-server`` on a free loopback port, no persistence."""
-
-    def __init__(self) -> None:
-        binary = shutil.which('redis-server')
-        if binary is None:
-            raise RuntimeError('redis-server is not installed; run scripts/setup.sh')
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix='bench-redis-')
-        self.proc = subprocess.Popen(
-            [binary, '--port', str(self.port), '--bind', '127.0.0.1', '--dir', self.dir,
-             '--save', '', '--appendonly', 'no', '--daemonize', 'no',
-             '--logfile', os.path.join(self.dir, 'redis.log')],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._answers, 10, 'redis-server on port %d' % self.port, 0.02)
-
-    @property
-    def url(self) -> str:
-        """``redis://127.0.0.1:<port>/0``."""
-        return 'redis://127.0.0.1:%d/0' % self.port
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(('127.0.0.1', self.port), timeout=0.5) as sock:
-                sock.sendall(b'PING\r\n')
-                return sock.recv(16).startswith(b'+PONG')
-        except OSError:
-            return False
-
-    def flushall(self) -> None:
-        """Empty this private server."""
-        import redis
-        client = redis.Redis(port=self.port)
-        client.flushall()
-        client.close()
-
-    def command_stats(self) -> dict[str, int]:
-        """Calls per Redis command since the last ``reset_stats`` (``INFO commandstats``)."""
-        import redis
-        client = redis.Redis(port=self.port)
-        info = client.info('commandstats')
-        client.close()
-        return {name.replace('cmdstat_', ''): int(value['calls']) for name, value in info.items()}
-
-    def reset_stats(self) -> None:
-        """Zero the server's command counters."""
-        import redis
-        client = redis.Redis(port=self.port)
-        client.config_resetstat()
-        client.close()
-
-    def close(self) -> None:
-        """Stop the server and remove its directory."""
-        self.proc.kill()
-        self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> 'RedisProcess':
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
+def import_app(name: str) -> Any:
+    """Import ``apps.<module>`` under the name the consumers give it (they run from this
+    directory, as a user's app), so the tasks this process enqueues carry the names the
+    consumers know; the ``apps`` package is loaded from here without touching ``sys.path``."""
+    if 'apps' not in sys.modules:
+        folder = os.path.join(BENCH_DIR, 'apps')
+        spec = importlib.util.spec_from_file_location(
+            'apps', os.path.join(folder, '__init__.py'), submodule_search_locations=[folder])
+        assert spec is not None and spec.loader is not None
+        package = importlib.util.module_from_spec(spec)
+        sys.modules['apps'] = package
+        spec.loader.exec_module(package)
+    return importlib.import_module(name)
 
 
 # -- subprocesses ------------------------------------------------------------------------
 
 def bench_env(redis_url: str | None = None, **extra: str) -> dict[str, str]:
     """The environment for a child: apps importable, the repository first on the path."""
-    env = dict(os.environ)
-    # BENCH_CODE_ROOT runs the children against another checkout of the packages.
-    code_root = env.get('BENCH_CODE_ROOT') or REPO_ROOT
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (BENCH_DIR, code_root,
-                                                    env.get('PYTHONPATH')) if p)
-    env['PYTHONUNBUFFERED'] = '1'
     if redis_url is not None:
-        env['BENCH_REDIS_URL'] = redis_url
-    env.update(extra)
-    return env
+        extra['BENCH_REDIS_URL'] = redis_url
+    # BENCH_CODE_ROOT runs the children against another checkout of the packages.
+    return procs.child_env(BENCH_DIR, code_root=os.environ.get('BENCH_CODE_ROOT') or REPO_ROOT,
+                           **extra)
 
 
 def consumer_command(side: str, workers: int, bus: str | None = None) -> list[str]:
@@ -169,94 +73,51 @@ def consumer_command(side: str, workers: int, bus: str | None = None) -> list[st
             '-q']
 
 
-class Child:
-    """A subprocess in its own session (so its whole group can be stopped), logging to a
-    temporary file that is shown when something goes wrong."""
+class Child(procs.Child):
+    """A subprocess started at once in its own session (so its whole group can be
+    stopped), run from the benchmark directory (so ``apps.*`` imports), logging to a
+    temporary file that is shown when something goes wrong and removed by ``stop()``."""
 
     def __init__(self, command: Sequence[str], env: dict[str, str] | None = None,
-                 stdin: int | None = None, stdout: int | None = None) -> None:
-        self.command = list(command)
-        self.logfile = tempfile.NamedTemporaryFile(prefix='bench-child-', suffix='.log',
-                                                   delete=False)
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(self.command, cwd=BENCH_DIR, env=env or bench_env(),
-                                     stdin=stdin, stdout=stdout or self.logfile,
-                                     stderr=self.logfile, start_new_session=True)
-
-    @staticmethod
-    def cwd() -> str:
-        """Where children run: the benchmark directory, so ``apps.*`` imports."""
-        return BENCH_DIR
+                 stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = None) -> None:
+        with tempfile.NamedTemporaryFile(prefix='bench-child-', suffix='.log',
+                                         delete=False) as logfile:
+            log_path = logfile.name
+        super().__init__(os.path.basename(command[1]) if len(command) > 1 else command[0],
+                         command, log_path, env=env or bench_env(), cwd=BENCH_DIR,
+                         stdin=stdin, stdout=stdout)
+        self.command = self.args
+        self.start()
 
     @property
     def pid(self) -> int:
         """The child's process id."""
+        assert self.proc is not None
         return self.proc.pid
 
     def check_alive(self) -> None:
         """Raise (with the child's log) if it has exited."""
-        if self.proc.poll() is not None:
+        if not self.alive():
+            assert self.proc is not None
             raise RuntimeError('%s exited with status %s:\n%s'
                                % (' '.join(self.command), self.proc.returncode, self.log()))
 
     def log(self) -> str:
         """The last part of what the child wrote to its log."""
-        with open(self.logfile.name, 'rb') as handle:
-            return handle.read()[-4000:].decode('utf-8', 'replace')
+        return self.log_text()[-4000:]
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int | None:
         """Send ``sig`` to the child's process group; kill the group if it lingers."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, sig)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-            except ProcessLookupError:
-                pass
+        if self.alive():
+            self.send_group(sig)
+            if self.wait(timeout) is None:
+                self.send_group(signal.SIGKILL)
+                self.wait(10)
         # Whatever of the group survived its leader (workers of a killed consumer).
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.logfile.close()
-        os.unlink(self.logfile.name)
+        self.send_group(signal.SIGKILL)
+        os.unlink(self.log_path)
+        assert self.proc is not None
         return self.proc.returncode
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of ``pid`` (from ``/proc``)."""
-    found: list[int] = []
-    try:
-        for tid in os.listdir('/proc/%d/task' % pid):
-            with open('/proc/%d/task/%s/children' % (pid, tid)) as handle:
-                found += [int(p) for p in handle.read().split()]
-    except OSError:
-        pass
-    return found
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of one process in KiB (0 if it is gone)."""
-    try:
-        with open('/proc/%d/status' % pid) as handle:
-            for line in handle:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time one process has used so far."""
-    try:
-        with open('/proc/%d/stat' % pid) as handle:
-            fields = handle.read().rsplit(')', 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
-    except OSError:
-        return 0.0
 
 
 # -- rounds and statistics --------------------------------------------------------------

@@ -26,8 +26,12 @@ import tempfile
 import time
 from typing import Any, Callable
 
-from common import HUEY, OURS, Child, RedisProcess, bench_env, consumer_command
-from drain import app_for, prefill, wait_drained
+if __package__ in (None, ''):   # run as a file: the repository root onto sys.path
+    import _repo_root  # noqa: F401
+
+from scripts.bench.common import HUEY, OURS, Child, bench_env, consumer_command  # noqa: E402
+from scripts.bench.drain import app_for, prefill, wait_drained  # noqa: E402
+from scripts.support.redis_server import RedisServer  # noqa: E402
 
 
 def worker_step(side: str, queue: Any) -> Callable[[], None]:
@@ -71,7 +75,7 @@ def measure(step: Callable[[], None], n: int, profile: bool) -> tuple[float, flo
 
 def in_process(kind: str, n: int, profile: bool) -> None:
     """``loop`` or ``enqueue`` for both sides, printed."""
-    with RedisProcess() as redis:
+    with RedisServer().start() as redis:
         for side in (OURS, HUEY):
             if kind == 'loop':
                 step = worker_step(side, prefill(side, redis, n))
@@ -108,7 +112,7 @@ def spy(n: int) -> None:
     """Drain ``n`` tasks with our consumer under py-spy; print where workers spend time."""
     if shutil.which('py-spy') is None:
         raise SystemExit('py-spy is not installed: python -m pip install py-spy')
-    with RedisProcess() as redis, tempfile.NamedTemporaryFile(suffix='.txt') as out:
+    with RedisServer().start() as redis, tempfile.NamedTemporaryFile(suffix='.txt') as out:
         queue = prefill(OURS, redis, n)
         consumer = Child(consumer_command(OURS, 2), env=bench_env(redis.url))
         try:

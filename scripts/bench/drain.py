@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib
 import os
 import tempfile
 import time
 from typing import Any, Callable
 
-from common import (HUEY, OURS, Child, Figure, RedisProcess, alternate, bench_env,
-                    children_of, consumer_command, cpu_seconds, log, median, median_of,
-                    paired_ratio, ratio, rss_kib)
+if __package__ in (None, ''):   # run as a file: the repository root onto sys.path
+    import _repo_root  # noqa: F401
+
+from scripts.bench.common import (HUEY, OURS, Child, Figure, alternate,  # noqa: E402
+                                  bench_env, consumer_command, import_app, log, median,
+                                  median_of, paired_ratio, ratio)
+from scripts.support.procs import children_of, cpu_seconds, rss_kib  # noqa: E402
+from scripts.support.redis_server import RedisServer  # noqa: E402
 
 POLL_INTERVAL = 0.005
 DRAIN_TIMEOUT = 180.0
@@ -27,11 +31,11 @@ DRAIN_TIMEOUT = 180.0
 
 def app_for(side: str, url: str) -> tuple[Any, Any]:
     """The (queue, noop task) pair of one side's benchmark app on ``url``."""
-    module = importlib.import_module('apps.ours' if side == OURS else 'apps.huey_app')
+    module = import_app('apps.ours' if side == OURS else 'apps.huey_app')
     return module.build(url)
 
 
-def prefill(side: str, redis: RedisProcess, n: int) -> Any:
+def prefill(side: str, redis: RedisServer, n: int) -> Any:
     """Empty Redis and enqueue ``n`` no-op tasks; returns the side's queue."""
     redis.flushall()
     queue, noop = app_for(side, redis.url)
@@ -73,7 +77,7 @@ def wait_drained(queue: Any, n: int, consumer: Child,
         time.sleep(interval)
 
 
-def drain_once(side: str, redis: RedisProcess, n: int, workers: int = 2,
+def drain_once(side: str, redis: RedisServer, n: int, workers: int = 2,
                bus: str | None = None, prefetch: int | None = None) -> dict[str, Any]:
     """One timed drain of ``n`` tasks; returns rate, wall time, memory, CPU and commands.
     ``prefetch`` sets our consumer's ``--prefetch`` (default: the consumer's default)."""
@@ -112,7 +116,7 @@ def drain_once(side: str, redis: RedisProcess, n: int, workers: int = 2,
 def run(rounds: int = 3, n: int = 5000, workers: int = 2,
         prefetch: int | None = None) -> tuple[list[Figure], dict]:
     """Ours and Huey, alternating, ``rounds`` times each; figures and raw rounds."""
-    with RedisProcess() as redis:
+    with RedisServer().start() as redis:
         results = alternate(rounds, {
             OURS: lambda: drain_once(OURS, redis, n, workers, prefetch=prefetch),
             HUEY: lambda: drain_once(HUEY, redis, n, workers),
@@ -126,11 +130,11 @@ def sqlite_drain_once(side: str, folder: str, n: int, workers: int = 2) -> float
     Huey's ``SqliteHuey``."""
     path = os.path.join(folder, '%s-%d.db' % (side, time.monotonic_ns()))
     if side == OURS:
-        queue, noop = importlib.import_module('apps.ours').build('sqlite:///' + path)
+        queue, noop = import_app('apps.ours').build('sqlite:///' + path)
         command = consumer_command(OURS, workers)
         env = bench_env('sqlite:///' + path)
     else:
-        queue, noop = importlib.import_module('apps.huey_sqlite').build(path)
+        queue, noop = import_app('apps.huey_sqlite').build(path)
         command = [part if part != 'apps.huey_app.huey' else 'apps.huey_sqlite.huey'
                    for part in consumer_command(HUEY, workers)]
         env = bench_env(BENCH_SQLITE_PATH=path)

@@ -9,11 +9,16 @@ import gc
 import time
 from typing import Any, Callable
 
-from common import HUEY, OURS, Figure, RedisProcess, alternate, median, paired_ratio
-from drain import app_for
+if __package__ in (None, ''):   # run as a file: the repository root onto sys.path
+    import _repo_root  # noqa: F401
+
+from scripts.bench.common import (HUEY, OURS, Figure, alternate, median,  # noqa: E402
+                                  paired_ratio)
+from scripts.bench.drain import app_for  # noqa: E402
+from scripts.support.redis_server import RedisServer  # noqa: E402
 
 
-def timed_enqueue(side: str, redis: RedisProcess, n: int, mapped: bool) -> float:
+def timed_enqueue(side: str, redis: RedisServer, n: int, mapped: bool) -> float:
     """Tasks per second enqueuing ``n`` no-op tasks one call at a time or with ``map``."""
     redis.flushall()
     queue, noop = app_for(side, redis.url)
@@ -33,7 +38,7 @@ def timed_enqueue(side: str, redis: RedisProcess, n: int, mapped: bool) -> float
 
 def run(rounds: int = 3, n: int = 10000) -> tuple[list[Figure], dict[str, list[float]]]:
     """Single calls and ``map``, both sides, alternating; figures and raw rounds."""
-    with RedisProcess() as redis:
+    with RedisServer().start() as redis:
         results = alternate(rounds, {
             'ours single': lambda: timed_enqueue(OURS, redis, n, False),
             'huey single': lambda: timed_enqueue(HUEY, redis, n, False),

@@ -34,11 +34,14 @@ import time
 import types
 import uuid
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__)))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if __package__ in (None, ''):   # run as a file: the repository root onto sys.path
+    import _repo_root  # noqa: F401
 
-from common import RedisProcess, free_port, log, rss_kib, wait_for  # noqa: E402
+from scripts.bench.common import log  # noqa: E402
+from scripts.support.polling import wait_until  # noqa: E402
+from scripts.support.ports import free_port  # noqa: E402
+from scripts.support.procs import rss_kib  # noqa: E402
+from scripts.support.redis_server import RedisServer  # noqa: E402
 
 from signal_bus.dashboard.recorder import HistoryRecorder, RecorderConfig  # noqa: E402
 from signal_bus.event import build_body, encode_body  # noqa: E402
@@ -128,11 +131,13 @@ def bus_rates(folder: str, count: int) -> dict[str, tuple[float, int, int]]:
                                                                control=control))
             if mode == 'live':
                 recorder.start()
-                wait_for(recorder.resumed.is_set, 30, 'the recorder to reach the broker')
+                wait_until(recorder.resumed.is_set, 30, 0.005, 'the recorder to reach the broker',
+                           TimeoutError)
             sender = multiprocessing.Process(target=_publish, args=(ingest, control, count))
             sender.start()
             if mode == 'live':
-                wait_for(lambda: history.position()[1] > sent, 60, 'the first event stored')
+                wait_until(lambda: history.position()[1] > sent, 60, 0.005, 'the first event stored',
+                           TimeoutError)
             started = time.perf_counter()
             sender.join()
             time.sleep(0.5)  # let the broker take the last events before asking its count
@@ -140,7 +145,8 @@ def bus_rates(folder: str, count: int) -> dict[str, tuple[float, int, int]]:
             if mode == 'catch-up':
                 started = time.perf_counter()
                 recorder.start()
-            wait_for(lambda: history.position()[1] >= total, 600, 'every event stored', 0.01)
+            wait_until(lambda: history.position()[1] >= total, 600, 0.01, 'every event stored',
+                       TimeoutError)
             elapsed = time.perf_counter() - started
             stored = sum(row['count'] for row in history.totals())
             lost = sum(i['count'] or 0 for i in history.incidents(100_000)
@@ -175,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--redis-events', type=int, default=200_000)
     args = parser.parse_args(argv)
     log('redis: filling a Redis history with %d events', args.redis_events)
-    server = RedisProcess()
+    server = RedisServer().start()
     try:
         redis_history = History(server.url)
         redis_rate = fill(redis_history, args.redis_events, {})

@@ -10,15 +10,20 @@ import argparse
 import time
 from typing import Any, Callable
 
-from common import (HUEY, OURS, Child, Figure, RedisProcess, alternate, bench_env,
-                    consumer_command, median_of, percentile, ratio)
-from drain import app_for
+if __package__ in (None, ''):   # run as a file: the repository root onto sys.path
+    import _repo_root  # noqa: F401
+
+from scripts.bench.common import (HUEY, OURS, Child, Figure, alternate,  # noqa: E402
+                                  bench_env, consumer_command, median_of, percentile,
+                                  ratio)
+from scripts.bench.drain import app_for  # noqa: E402
+from scripts.support.redis_server import RedisServer  # noqa: E402
 
 WARMUP = 10
 GET_TIMEOUT = 30.0
 
 
-def latency_once(side: str, redis: RedisProcess, trips: int) -> dict[str, float]:
+def latency_once(side: str, redis: RedisServer, trips: int) -> dict[str, float]:
     """p50/p99/mean of ``trips`` round trips in milliseconds."""
     redis.flushall()
     _, noop = app_for(side, redis.url)
@@ -42,7 +47,7 @@ def latency_once(side: str, redis: RedisProcess, trips: int) -> dict[str, float]
 
 def run(rounds: int = 3, trips: int = 300) -> tuple[list[Figure], dict[str, list[dict]]]:
     """Both sides, alternating; figures and raw rounds."""
-    with RedisProcess() as redis:
+    with RedisServer().start() as redis:
         results = alternate(rounds, {
             OURS: lambda: latency_once(OURS, redis, trips),
             HUEY: lambda: latency_once(HUEY, redis, trips),

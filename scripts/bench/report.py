@@ -7,7 +7,7 @@ import platform
 import subprocess
 from typing import Sequence
 
-from common import HUEY_VERSION, Figure, fmt, verdict
+from scripts.bench.common import HUEY_VERSION, Figure, fmt, verdict
 
 FINDINGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'findings.md')
 

@@ -15,17 +15,13 @@ import sys
 import time
 from typing import Any, Callable
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if __package__ in (None, ''):   # run as a file: the repository root onto sys.path
+    import _repo_root  # noqa: F401
 
-import broker_bench  # noqa: E402
-import bus_cost  # noqa: E402
-import drain  # noqa: E402
-import enqueue  # noqa: E402
-import latency  # noqa: E402
-import report  # noqa: E402
-import subscriber_bench  # noqa: E402
-import trace  # noqa: E402
-from common import BENCH_DIR, REPO_ROOT, Figure, log  # noqa: E402
+from scripts.bench import (broker_bench, bus_cost, drain, enqueue, latency,  # noqa: E402
+                           report, round_trips, subscriber_bench)
+from scripts.bench.common import BENCH_DIR, Figure, log  # noqa: E402
+from scripts.support import REPO_ROOT  # noqa: E402
 
 CORES = 2
 
@@ -35,7 +31,7 @@ def plan(rounds: int, quick: bool) -> dict[str, Callable[[], tuple[list[Figure],
     if quick:
         return {
             'drain': lambda: drain.run(1, 200),
-            'trace': lambda: trace.run(100),
+            'trace': lambda: round_trips.run(100),
             'bus': lambda: bus_cost.run(1, 200),
             'enqueue': lambda: enqueue.run(1, 500),
             'latency': lambda: latency.run(1, 20),
@@ -46,7 +42,7 @@ def plan(rounds: int, quick: bool) -> dict[str, Callable[[], tuple[list[Figure],
     # Drains and enqueues are short and their ratios the noisiest figures: more rounds.
     return {
         'drain': lambda: drain.run(rounds + 4, 5000),
-        'trace': lambda: trace.run(500),
+        'trace': lambda: round_trips.run(500),
         'bus': lambda: bus_cost.run(rounds + 2, 5000),
         'enqueue': lambda: enqueue.run(rounds + 2, 10000),
         'latency': lambda: latency.run(rounds, 300),

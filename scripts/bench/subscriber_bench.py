@@ -35,10 +35,10 @@ from typing import Any, Callable
 
 import zmq
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__)))))
+if __package__ in (None, ''):   # run as a file: the repository root onto sys.path
+    import _repo_root  # noqa: F401
 
-from common import Figure  # noqa: E402
+from scripts.bench.common import Figure  # noqa: E402
 
 from signal_bus import wire  # noqa: E402
 from signal_bus.event import build_body, encode_body  # noqa: E402

@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..support.polling import poll
 from .attacks import ATTACKS, Endpoints, Scale
 from .evidence import SubscriberLog, read_jsonl
-from .procs import BrokerProc, Children, SubscriberProc, wait_for
+from .procs import BrokerProc, Children, SubscriberProc
 
 #: SPEC §7 "Resource ceilings": with the defaults, under 1 GiB whatever such clients do.
 CEILING_BYTES = 1 << 30
@@ -188,7 +189,7 @@ def _caught_up(broker: BrokerProc, sub: SubscriberProc) -> dict[str, Any] | None
         log = SubscriberLog.from_rows(sub.label, read_jsonl(sub.events_path))
         return max(log.seqs(stats['epoch']), default=0) >= stats['last_seq']
 
-    return answer if wait_for(logged_all, 30.0, interval=0.2) else None
+    return answer if poll(logged_all, 30.0, interval=0.2) else None
 
 
 def _account(result: AbuseResult, events_path: str) -> None:

@@ -19,7 +19,8 @@ import zmq
 
 from signal_bus import wire
 
-from .procs import wait_for
+from ..support.polling import poll
+
 
 Stats = Callable[[], 'dict[str, Any] | None']
 
@@ -90,7 +91,7 @@ def slow_subscribers(ep: Endpoints, scale: Scale, rng: random.Random, stats: Sta
             sock.subscribe(b'')
             sock.connect(ep.publish)
             subs.append(sock)
-        wait_for(lambda: _subscriptions(stats) >= before + len(subs), 10.0, 0.1)
+        poll(lambda: _subscriptions(stats) >= before + len(subs), 10.0, 0.1)
         pub = RawPublisher(context, ep.ingest)
         pad = rng.randbytes(450)
         for index in range(scale.slow_events):
@@ -114,7 +115,7 @@ def subscription_flood(ep: Endpoints, scale: Scale, rng: random.Random, stats: S
         for index in range(scale.subscriptions):
             sock.subscribe(b'%08d' % index + rng.randbytes(992))
         # Until the broker has them all, or has stopped taking them (a cap may refuse).
-        wait_for(lambda: _subscriptions(stats) >= before + scale.subscriptions, 20.0, 0.2)
+        poll(lambda: _subscriptions(stats) >= before + scale.subscriptions, 20.0, 0.2)
     finally:
         sock.close(linger=0)
         context.term()
@@ -154,7 +155,7 @@ def replay_hoarders(ep: Endpoints, scale: Scale, rng: random.Random, stats: Stat
                     pass
         # The hoarders stay connected, unread, while the broker serves them and another
         # client: it must still answer that one.
-        wait_for(lambda: stats() is not None, 10.0, 0.1)
+        poll(lambda: stats() is not None, 10.0, 0.1)
     finally:
         for sock in socks:
             sock.close(linger=0)

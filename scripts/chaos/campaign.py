@@ -11,9 +11,9 @@ import sys
 import time
 from typing import Any
 
+from ..support.polling import poll
 from .evidence import SubscriberLog, read_jsonl, read_storage
 from .injectors import INJECTORS
-from .procs import wait_for
 from .reconcile import Inputs, Result, reconcile
 from .rig import Rig, Settings
 from .workload import Workload
@@ -73,7 +73,7 @@ def load_app(storage_url: str) -> Any:
     """The workload app, imported as the consumer imports it, on the campaign's Redis."""
     from queue_core.storage import storage_from_url
     os.environ['CHAOS_STORAGE'] = storage_url
-    app = importlib.import_module('chaos.workload_app')
+    app = importlib.import_module('scripts.chaos.workload_app')
     app.queue.storage = storage_from_url(storage_url, app.queue.name)
     return app
 
@@ -97,14 +97,14 @@ def drain(app: Any, ids: list[str], timeout: float, idle: float = 10.0) -> bool:
             quiet_since.append(time.monotonic())
         empty_long = bool(quiet_since) and time.monotonic() - quiet_since[0] > idle
         return not unfinished and not any(state.leftover.values()) or empty_long
-    wait_for(done, timeout, interval=0.5)
+    poll(done, timeout, interval=0.5)
     state = read_storage(app.queue, ids)
     return all(i in state.outcome and state.outcome[i] != 'retrying' for i in ids)
 
 
 def catch_up(rig: Rig, timeout: float) -> dict[str, Any] | None:
     """Wait until both subscribers logged the broker's last event; its final stats."""
-    return wait_for(rig.caught_up, timeout, interval=0.5) or rig.broker.stats()
+    return poll(rig.caught_up, timeout, interval=0.5) or rig.broker.stats()
 
 
 def stop_all(rig: Rig) -> None:
@@ -167,7 +167,7 @@ def run(settings: Settings, workdir: str, min_injections: int = 0) -> Result:
 
 
 def _detach(publisher: Any) -> None:
-    app = sys.modules.get('chaos.workload_app')
+    app = sys.modules.get('scripts.chaos.workload_app')
     if app is not None:
         app.queue.remove_signal_sink(publisher)
     publisher.close()

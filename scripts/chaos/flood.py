@@ -1,5 +1,5 @@
 """A publisher that sends far faster than the broker takes:
-``python -m chaos.flood --ingest EP --count N``.
+``python -m scripts.chaos.flood --ingest EP --count N``.
 
 It publishes ``N`` events of the task ``chaos.flood`` as fast as it can (its buffer
 overflows and drops, counted), waits for its buffer to drain, then sends one last event so
@@ -51,7 +51,7 @@ def send_last(publisher: Publisher, task: FloodTask, settle: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Flood, drain, close; print ``{published, dropped, sent}``."""
-    parser = argparse.ArgumentParser(prog='chaos.flood')
+    parser = argparse.ArgumentParser(prog='scripts.chaos.flood')
     parser.add_argument('--ingest', required=True)
     parser.add_argument('--count', type=int, required=True)
     parser.add_argument('--settle', action='store_true',

@@ -10,8 +10,9 @@ import sys
 import time
 from typing import Any, Callable
 
+from ..support.polling import poll
+from ..support.procs import Child
 from . import frames
-from .procs import Child, wait_for
 from .rig import Rig
 
 Outcome = tuple[bool, dict[str, Any]]
@@ -24,7 +25,7 @@ def kill_worker(rig: Rig, rng: random.Random) -> Outcome:
         return False, {'error': 'the consumer has no worker to kill'}
     pid = rng.choice(sorted(pids))
     os.kill(pid, signal.SIGKILL)
-    replaced = wait_for(lambda: pid not in rig.consumer.children()
+    replaced = poll(lambda: pid not in rig.consumer.children()
                         and len(rig.consumer.children()) >= rig.settings.workers, 20)
     return bool(replaced), {'pid': pid}
 
@@ -72,7 +73,7 @@ def stall_redis(rig: Rig, rng: random.Random) -> Outcome:
         time.sleep(seconds)
     finally:
         rig.redis.send(signal.SIGCONT)
-    return bool(wait_for(rig.redis.answers, 10)), {'seconds': seconds}
+    return bool(poll(rig.redis.answers, 10)), {'seconds': seconds}
 
 
 def restart_broker(rig: Rig, rng: random.Random) -> Outcome:
@@ -108,7 +109,7 @@ def bad_frames(rig: Rig, rng: random.Random) -> Outcome:
                 and stats['oversized'] - before['oversized'] >= batch.expect_oversized)
         return stats if done else None
 
-    after = wait_for(counted, 15) or rig.broker.stats() or before
+    after = poll(counted, 15) or rig.broker.stats() or before
     detail = {'sent': batch.kinds, 'expect_malformed': batch.expect_malformed,
               'expect_oversized': batch.expect_oversized,
               'counted_malformed': after['malformed'] - before['malformed'],
@@ -123,7 +124,7 @@ def flood(rig: Rig, rng: random.Random) -> Outcome:
     floods = []
     for index in range(rig.settings.flood_publishers):
         log = os.path.join(rig.workdir, 'flood-%d.out' % len(rig.children.items))
-        child = Child('flood-%d' % index, [sys.executable, '-m', 'chaos.flood', '--ingest',
+        child = Child('flood-%d' % index, [sys.executable, '-m', 'scripts.chaos.flood', '--ingest',
                                            rig.broker.ingest, '--count',
                                            str(rig.settings.flood_count)]
                       + (['--settle'] if rig.settings.flood_settle else []), log)
@@ -142,7 +143,7 @@ def flood(rig: Rig, rng: random.Random) -> Outcome:
         dropped += counts['dropped']
     # Done once the subscribers have what the broker released (and its loss reports),
     # so that the next fault does not cut the flood's consequences short.
-    settled = bool(wait_for(rig.caught_up, 60, interval=0.5))
+    settled = bool(poll(rig.caught_up, 60, interval=0.5))
     return ok and settled, {'published': published, 'dropped': dropped}
 
 

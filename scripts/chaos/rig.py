@@ -5,9 +5,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from ..support.procs import child_env
+from ..support.redis_server import RedisServer
 from .evidence import read_tail
-from .procs import (BrokerProc, Children, ConsumerProc, RedisProc, SubscriberProc,
-                    child_env)
+from .procs import BrokerProc, Children, ConsumerProc, SubscriberProc
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,14 @@ class Rig:
         self.workdir = workdir
         self.settings = settings
         self.children = Children()
-        self.redis = RedisProc(workdir)
+        self.redis = RedisServer(appendonly=True, workdir=workdir)
         self.children.add(self.redis)
         self.broker = BrokerProc(workdir, settings.max_event_bytes)
         self.children.add(self.broker)
         self.subs = [SubscriberProc(workdir, label, self.broker) for label in ('a', 'b')]
         for sub in self.subs:
             self.children.add(sub)
-        self.storage_url = self.redis.url(settings.socket_timeout)
+        self.storage_url = self.redis.url_with_timeout(settings.socket_timeout)
         self.exec_log = os.path.join(workdir, 'executions.jsonl')
         env = child_env(CHAOS_STORAGE=self.storage_url, CHAOS_EXEC_LOG=self.exec_log)
         self.consumer = ConsumerProc(workdir, env, self.broker.ingest, settings.workers,

@@ -1,5 +1,5 @@
 """A subscriber process that appends every event and every loss the bus reports to a
-JSON-lines log: ``python -m chaos.subscriber --connect EP --control EP --log FILE``.
+JSON-lines log: ``python -m scripts.chaos.subscriber --connect EP --control EP --log FILE``.
 
 Lines (``k`` is the kind):
 - ``{"k": "e", "ep", "seq", "sig", "id", "name", "fin", "src", "pid", "ts"}``: one event;
@@ -73,7 +73,7 @@ def report_restart_gap(out: TextIO, stats: dict[str, Any], last_epoch: int | Non
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Follow the bus until SIGTERM/SIGINT, logging to ``--log``."""
-    parser = argparse.ArgumentParser(prog='chaos.subscriber')
+    parser = argparse.ArgumentParser(prog='scripts.chaos.subscriber')
     parser.add_argument('--connect', required=True)
     parser.add_argument('--control', required=True)
     parser.add_argument('--log', required=True)

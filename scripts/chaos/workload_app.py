@@ -1,4 +1,4 @@
-"""The application the campaign's consumer runs: ``queue-consumer chaos.workload_app.queue``.
+"""The application the campaign's consumer runs: ``queue-consumer scripts.chaos.workload_app.queue``.
 
 Storage comes from ``CHAOS_STORAGE``. Every execution appends a ``start`` line and, when it
 returns, an ``end`` line to the file named by ``CHAOS_EXEC_LOG`` (one ``write`` on an

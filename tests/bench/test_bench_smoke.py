@@ -6,28 +6,22 @@ the real consumer, broker and subscriber to completion and reports what it measu
 from __future__ import annotations
 
 import datetime
-import os
-import sys
 
 import pytest
 
-BENCH = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, 'scripts', 'bench')
-sys.path.insert(0, os.path.abspath(BENCH))
-
-import broker_bench  # noqa: E402
-import bus_cost  # noqa: E402
-import report  # noqa: E402
-from bus_tools import BrokerProcess, RelayProcess  # noqa: E402
-from common import HUEY, OURS, Figure, RedisProcess, median, percentile  # noqa: E402
-from drain import drain_once  # noqa: E402
-from enqueue import timed_enqueue  # noqa: E402
-from latency import latency_once  # noqa: E402
-from trace import count_round_trips  # noqa: E402
+from scripts.bench import broker_bench, bus_cost, report
+from scripts.bench.bus_tools import BrokerProcess, RelayProcess
+from scripts.bench.common import HUEY, OURS, Figure, median, percentile
+from scripts.bench.drain import drain_once
+from scripts.bench.enqueue import timed_enqueue
+from scripts.bench.latency import latency_once
+from scripts.bench.round_trips import count_round_trips
+from scripts.support.redis_server import RedisServer
 
 
 @pytest.fixture(scope='module')
 def redis():
-    server = RedisProcess()
+    server = RedisServer().start()
     yield server
     server.close()
 

@@ -1,27 +1,20 @@
-"""Fixtures for the fault and bad-input tests: the bus test helpers and the campaign's
-modules made importable, a bus on free loopback ports, and consumer processes."""
+"""Fixtures for the fault and bad-input tests: a bus on free loopback ports, consumer
+processes, and the bad-input apps."""
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'signal_bus'))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), 'scripts'))
-
-from consumer_process import APPS_DIR, ConsumerProcess  # noqa: E402
+from tests.chaos.consumer_process import APPS_DIR, ConsumerProcess
 
 
 @pytest.fixture
 def bus():
     """A broker on free loopback ports (stopped at the end)."""
-    from bus_helpers import loopback_broker_config
-
     from signal_bus.broker import Broker
+    from tests.signal_bus.bus_helpers import loopback_broker_config
     broker = Broker(loopback_broker_config(heartbeat_interval=0.1)).start()
     yield broker
     broker.stop()

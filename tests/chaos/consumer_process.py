@@ -8,27 +8,19 @@ import subprocess
 import sys
 from typing import Any
 
+from scripts.support.procs import Child, child_env
+
+
 APPS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'apps')
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-class ConsumerProcess:
+class ConsumerProcess(Child):
     """``python -m queue_core.cli APP ARGS`` run from the apps directory."""
 
     def __init__(self, app: str, *args: str, storage: str, log_path: str) -> None:
-        self.args = [sys.executable, '-m', 'queue_core.cli', app, *args]
-        self.env = dict(os.environ, BAD_INPUT_STORAGE=storage, PYTHONUNBUFFERED='1')
-        self.env['PYTHONPATH'] = os.pathsep.join(
-            p for p in (REPO_ROOT, os.environ.get('PYTHONPATH')) if p)
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> 'ConsumerProcess':
-        """Start it."""
-        with open(self.log_path, 'ab') as log:
-            self.proc = subprocess.Popen(self.args, cwd=APPS_DIR, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        return self
+        super().__init__('consumer', [sys.executable, '-m', 'queue_core.cli', app, *args],
+                         log_path, env=child_env(BAD_INPUT_STORAGE=storage), cwd=APPS_DIR,
+                         stdin=None)
 
     def run(self, timeout: float = 30.0) -> int:
         """Start it and wait for it to exit by itself; the exit status."""
@@ -36,14 +28,9 @@ class ConsumerProcess:
         assert self.proc is not None
         return self.proc.wait(timeout)
 
-    def alive(self) -> bool:
-        """Whether it is still running."""
-        return self.proc is not None and self.proc.poll() is None
-
     def output(self) -> str:
         """What it printed and logged so far."""
-        with open(self.log_path, errors='replace') as handle:
-            return handle.read()
+        return self.log_text()
 
     def stop(self) -> int | None:
         """SIGINT (graceful) and wait; then make sure nothing of it is left."""
@@ -58,9 +45,5 @@ class ConsumerProcess:
                 pass
         else:
             status = self.proc.returncode
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(10)
+        self.kill()
         return status

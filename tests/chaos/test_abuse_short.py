@@ -10,11 +10,12 @@ import os
 import subprocess
 import sys
 
-from chaos.attacks import ATTACKS
-from consumer_process import REPO_ROOT
-from test_chaos_short import processes_mentioning
+from scripts.chaos.attacks import ATTACKS
+from scripts.support import SCRIPTS_DIR
+from scripts.support.procs import processes_mentioning
 
-SCRIPT = os.path.join(REPO_ROOT, 'scripts', 'chaos.py')
+
+SCRIPT = os.path.join(SCRIPTS_DIR, 'chaos.py')
 
 
 def test_the_broker_survives_abusive_clients_under_its_ceiling(tmp_path):

@@ -4,11 +4,13 @@ URL that is wrong or unreachable, a bus endpoint that is wrong."""
 from __future__ import annotations
 
 import pytest
-from helpers import RedisServer, wait_until
 
 from queue_core import TaskQueue
 from queue_core.exceptions import ConfigurationError, StorageError, TaskException
 from signal_bus import BusConfigError, Subscriber
+
+from scripts.support.polling import wait_until
+from scripts.support.redis_server import RedisServer
 
 
 def test_a_task_module_that_fails_to_import_is_a_clear_exit_2_and_the_queue_keeps_its_tasks(
@@ -142,7 +144,7 @@ def test_a_bus_endpoint_with_a_bad_port_is_refused_at_configuration(redis_url):
 
 
 def test_a_bus_with_no_broker_behind_it_costs_the_tasks_nothing(redis_url, apps, consumers):
-    from helpers import free_port
+    from scripts.support.ports import free_port
     app = apps('known_app', redis_url)
     nobody = 'tcp://127.0.0.1:%d' % free_port()
     consumer = consumers('known_app.q', '--bus', nobody, storage=redis_url)

@@ -8,26 +8,11 @@ import os
 import subprocess
 import sys
 
-from chaos.injectors import INJECTORS
-from consumer_process import REPO_ROOT
+from scripts.chaos.injectors import INJECTORS
+from scripts.support import SCRIPTS_DIR
+from scripts.support.procs import processes_mentioning
 
-SCRIPT = os.path.join(REPO_ROOT, 'scripts', 'chaos.py')
-
-
-def processes_mentioning(text: str) -> list[str]:
-    """Command lines of live processes that contain ``text``."""
-    found = []
-    for pid in os.listdir('/proc'):
-        if not pid.isdigit():
-            continue
-        try:
-            with open('/proc/%s/cmdline' % pid, 'rb') as handle:
-                line = handle.read().replace(b'\0', b' ').decode(errors='replace')
-        except OSError:
-            continue
-        if text in line:
-            found.append(line)
-    return found
+SCRIPT = os.path.join(SCRIPTS_DIR, 'chaos.py')
 
 
 def test_short_campaign_loses_nothing_and_lets_no_loss_go_unreported(tmp_path):

@@ -10,12 +10,14 @@ import time
 
 import pytest
 import zmq
-from bus_helpers import FakeTask, loopback_broker_config
 from zmq.utils.monitor import recv_monitor_message
 
 from signal_bus import BusConfig, Publisher, Subscriber
 from signal_bus.broker import Broker
 from signal_bus.keys import apply_client, client_keys, generate_keypair
+
+from tests.signal_bus.bus_helpers import FakeTask, loopback_broker_config
+
 
 DOORS = {'ingest': zmq.PUSH, 'publish': zmq.SUB, 'control': zmq.DEALER}
 OUTCOMES = {zmq.EVENT_HANDSHAKE_SUCCEEDED: 'accepted',

@@ -9,12 +9,13 @@ import shutil
 
 import pytest
 import zmq
-from bus_helpers import loopback_broker_config
-from helpers import wait_until
 
 from signal_bus.broker import Broker
 from signal_bus.handshake import watch_handshake
 from signal_bus.keys import apply_client, client_keys, generate_keypair
+
+from scripts.support.polling import wait_until
+from tests.signal_bus.bus_helpers import loopback_broker_config
 
 
 @pytest.fixture

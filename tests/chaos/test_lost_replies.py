@@ -17,10 +17,12 @@ import threading
 from typing import Iterator
 
 import pytest
-from helpers import wait_until
 
 from queue_core import TaskQueue
 from queue_core.exceptions import StorageError
+
+from scripts.support.polling import wait_until
+
 
 TIMEOUT = 0.5
 

@@ -12,10 +12,12 @@ import subprocess
 import sys
 
 import pytest
-from bus_helpers import FakeTask
-from helpers import free_port, wait_until
 
 from signal_bus import BusConfig, Publisher, Subscriber
+
+from scripts.support.polling import wait_until
+from scripts.support.ports import free_port
+from tests.signal_bus.bus_helpers import FakeTask
 
 
 @pytest.fixture

@@ -1,17 +1,12 @@
 """Fixtures for the live view: brokers on free loopback ports and raw publishers."""
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 import zmq
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), 'signal_bus'))
+from signal_bus.broker import Broker
 
-from bus_helpers import RawPusher, loopback_broker_config  # noqa: E402
-
-from signal_bus.broker import Broker  # noqa: E402
+from tests.signal_bus.bus_helpers import RawPusher, loopback_broker_config
 
 
 @pytest.fixture

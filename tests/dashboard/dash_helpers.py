@@ -10,7 +10,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from helpers import free_port, wait_until
+from scripts.support.polling import wait_until
+from scripts.support.ports import free_port
 
 
 class DashboardProcess:

@@ -5,11 +5,12 @@ import time
 import uuid
 
 import msgpack
-from helpers import wait_until
 
 from signal_bus.dashboard.recorder import HistoryRecorder, RecorderConfig
 from signal_bus.history import History, Retention
 from signal_bus.history_batch import received_event
+
+from scripts.support.polling import wait_until
 
 
 def _history(url, **retention) -> History:

@@ -12,8 +12,10 @@ import sys
 import tempfile
 
 import pytest
-from dash_helpers import DashboardProcess
-from helpers import wait_until
+
+from scripts.support.polling import wait_until
+from tests.dashboard.dash_helpers import DashboardProcess
+
 
 APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'apps')
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -9,8 +9,6 @@ import uuid
 
 import msgpack
 import pytest
-from dash_helpers import DashboardProcess
-from helpers import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from queue_core import TaskQueue
@@ -19,6 +17,9 @@ from signal_bus.dashboard.cli import main
 from signal_bus.dashboard.metrics import HistoryCollector, render
 from signal_bus.dashboard.watch import BusWatch
 from signal_bus.history import History
+
+from scripts.support.polling import wait_until
+from tests.dashboard.dash_helpers import DashboardProcess
 
 
 @pytest.fixture

@@ -1,15 +1,11 @@
-"""End-to-end fixtures: the task apps under ``apps/`` are importable, and ``run`` is one
-scenario (signal file, app, consumers) that stops its consumers afterwards."""
+"""End-to-end fixtures: ``run`` is one scenario (signal file, app, consumers) that stops
+its consumers afterwards. The task apps under ``apps/`` import by their top-level names
+(``pythonpath`` in pyproject.toml)."""
 from __future__ import annotations
-
-import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
-
-from consumer_harness import Run  # noqa: E402
+from tests.end_to_end.consumer_harness import Run
 
 
 @pytest.fixture

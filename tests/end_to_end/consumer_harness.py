@@ -1,15 +1,17 @@
-"""Running ``queue-consumer`` as a real subprocess in the end-to-end tests."""
+"""Running ``queue-consumer`` as a real subprocess in the end-to-end tests, on the task apps
+of ``apps/`` (importable by their top-level names: ``pythonpath`` in pyproject.toml)."""
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 from typing import Any
 
-APPS_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(APPS_DIR)))
+from scripts.support.polling import wait_until
+from scripts.support.procs import Child, child_env
+
+
+APPS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'apps')
 
 
 def read_signals(path: str) -> list[dict[str, Any]]:
@@ -27,7 +29,7 @@ def signals_of(path: str, task_id: str) -> list[str]:
     return [row['signal'] for row in read_signals(path) if row['id'] == task_id]
 
 
-class Consumer:
+class Consumer(Child):
     """``python -m queue_core.cli signals_app.q ...`` in its own session (process group),
     with cwd set to the apps directory, so ``signals_app`` imports as users' apps do."""
 
@@ -35,66 +37,28 @@ class Consumer:
                  app: str = 'signals_app.q', env: dict[str, str] | None = None,
                  command: list[str] | None = None) -> None:
         command = command or [sys.executable, '-m', 'queue_core.cli']
-        self.args = [*command, app, *args]
-        self.env = dict(os.environ, QUEUE_STORAGE=storage, QUEUE_SIGNAL_FILE=signal_file,
-                        PYTHONUNBUFFERED='1', **(env or {}))
-        # The repository first, so the package imports the same way from any cwd.
-        self.env['PYTHONPATH'] = os.pathsep.join(
-            p for p in (REPO_ROOT, os.environ.get('PYTHONPATH')) if p)
-        self.log_file = log_file
-        self.proc: subprocess.Popen[bytes] | None = None
+        # The repository first on the path, so the package imports the same way from any cwd.
+        super().__init__('consumer', [*command, app, *args], log_file,
+                         env=child_env(QUEUE_STORAGE=storage, QUEUE_SIGNAL_FILE=signal_file,
+                                       **(env or {})),
+                         cwd=APPS_DIR, stdin=None)
 
-    def start(self) -> 'Consumer':
-        """Start the consumer."""
-        with open(self.log_file, 'ab') as log:
-            self.proc = subprocess.Popen(self.args, cwd=APPS_DIR, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        return self
-
-    @property
-    def pid(self) -> int:
-        """The supervisor's pid (also the process group id)."""
-        assert self.proc is not None
-        return self.proc.pid
-
-    def send(self, signum: int) -> None:
-        """Signal the supervisor only."""
-        os.kill(self.pid, signum)
-
-    def send_group(self, signum: int) -> None:
-        """Signal the supervisor and every worker (the whole process group)."""
-        os.killpg(self.pid, signum)
-
-    def wait(self, timeout: float = 30.0) -> int:
+    def wait(self, timeout: float = 30.0) -> int:  # type: ignore[override]
         """Wait for the supervisor to exit; its exit status."""
         assert self.proc is not None
         return self.proc.wait(timeout)
 
     def log(self) -> str:
         """What the consumer logged so far."""
-        with open(self.log_file, errors='replace') as handle:
-            return handle.read()
+        return self.log_text()
 
     def worker_pids(self) -> list[int]:
         """Pids of the supervisor's live children (workers, embedded broker)."""
-        try:
-            with open('/proc/%d/task/%d/children' % (self.pid, self.pid)) as handle:
-                return [int(pid) for pid in handle.read().split()]
-        except FileNotFoundError:
-            return []
+        return self.children()
 
     def close(self) -> None:
         """Kill whatever is left of the process group."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
+        self.kill()
         self.proc = None
 
 
@@ -104,8 +68,6 @@ def load_app(storage: str) -> Any:
     import importlib
 
     from queue_core.storage import storage_from_url
-    if APPS_DIR not in sys.path:
-        sys.path.insert(0, APPS_DIR)
     app = importlib.import_module('signals_app')
     app.q.storage = storage_from_url(storage, app.q.name)
     return app
@@ -166,7 +128,6 @@ class Run:
 
     def wait_running(self, key: str, timeout: float = 20.0) -> None:
         """Wait until ``slow_once(key)`` is inside its first, blocking run."""
-        from helpers import wait_until
         wait_until(lambda: any(r['signal'] == '_running' and r['id'] == key
                                for r in self.rows()), timeout,
                    message='slow_once(%r) to run\n%s' % (key, self.logs()))

@@ -13,10 +13,10 @@ import sys
 import msgpack
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
+from scripts.support.polling import wait_until
+from scripts.support.ports import three_free_ports
+from tests.end_to_end.consumer_harness import Consumer, load_app
 
-from consumer_harness import Consumer, load_app  # noqa: E402
-from helpers import three_free_ports, wait_until  # noqa: E402
 
 zmq = pytest.importorskip('zmq')
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
+from scripts.support.polling import wait_until
+from scripts.support.ports import three_free_ports
+from tests.end_to_end.consumer_harness import Consumer
 
-from consumer_harness import Consumer  # noqa: E402
-from helpers import three_free_ports, wait_until  # noqa: E402
 
 signal_bus = pytest.importorskip('signal_bus')
 

@@ -3,14 +3,12 @@ to a CURVE broker that lists its key; a subscriber with a listed key sees the ev
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
+from scripts.support.polling import wait_until
+from tests.end_to_end.consumer_harness import Run
 
-from consumer_harness import Run  # noqa: E402
-from helpers import wait_until  # noqa: E402
 
 signal_bus = pytest.importorskip('signal_bus')
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
+from queue_core import group
 
-from helpers import wait_until  # noqa: E402
+from scripts.support.polling import wait_until
 
-from queue_core import group  # noqa: E402
 
 E, X, C, ERR, RETRY, SCHED = 'enqueued', 'executing', 'complete', 'error', 'retrying', 'scheduled'
 
@@ -71,7 +69,6 @@ def test_seed_orderings_hold_through_the_consumer(run):
 
     consumer.send_group(signal.SIGINT)  # to the whole group: graceful
     assert consumer.wait(20) == 0
-
 
 
 def test_scheduled_task_is_scheduled_by_a_worker_then_enqueued_by_the_scheduler(run):

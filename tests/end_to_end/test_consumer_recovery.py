@@ -10,11 +10,10 @@ import sys
 
 import signal_bus
 
+from scripts.support.polling import wait_until
+from scripts.support.ports import free_port
+from tests.end_to_end.consumer_harness import pid_is_running
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
-
-from consumer_harness import pid_is_running  # noqa: E402
-from helpers import free_port, wait_until  # noqa: E402
 
 E, X, C, INT = 'enqueued', 'executing', 'complete', 'interrupted'
 
@@ -119,7 +118,7 @@ def test_after_a_whole_consumer_restart_a_subscriber_sees_each_recovered_task_in
     with no event released after a hold-back gap."""
     import subprocess
     import signal_bus
-    from helpers import free_port
+    from scripts.support.ports import free_port
     ingest, publish, control = ['tcp://127.0.0.1:%d' % free_port() for _ in range(3)]
     with open(tmp_path / 'broker.log', 'wb') as log:
         broker = subprocess.Popen([sys.executable, '-m', 'signal_bus.broker_cli', '--ingest',

@@ -1,16 +1,14 @@
 """A Redis restart under a running consumer: logged, retried with backoff, nothing lost."""
 from __future__ import annotations
 
-import os
 import signal
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
+from scripts.support.polling import wait_until
+from scripts.support.redis_server import RedisServer
+from tests.end_to_end.consumer_harness import Run
 
-from consumer_harness import Run  # noqa: E402
-from helpers import RedisServer, wait_until  # noqa: E402
 
 C = 'complete'
 

@@ -2,15 +2,12 @@
 the seed's re-enqueue handler), --shutdown-timeout, SIGHUP re-execution (Huey's restart), hooks per worker."""
 from __future__ import annotations
 
-import os
 import signal
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
+from scripts.support.polling import wait_until
 
-from helpers import wait_until  # noqa: E402
 
 E, X, C, INT = 'enqueued', 'executing', 'complete', 'interrupted'
 

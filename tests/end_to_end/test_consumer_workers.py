@@ -6,14 +6,12 @@ import datetime
 import os
 import shutil
 import signal
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'apps'))
+from scripts.support.polling import wait_until
+from tests.end_to_end.consumer_harness import Run
 
-from consumer_harness import Run  # noqa: E402
-from helpers import wait_until  # noqa: E402
 
 E, X, C, INT = 'enqueued', 'executing', 'complete', 'interrupted'
 

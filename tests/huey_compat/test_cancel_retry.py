@@ -5,9 +5,11 @@ import datetime
 
 import pytest
 
-from helpers import SignalRecorder, execute_next, run_schedule
 from queue_core.huey import CancelExecution, RetryTask
 from queue_core.huey.exceptions import RateLimitExceeded, TaskException
+
+from tests.helpers import SignalRecorder, execute_next, run_schedule
+
 
 E, X, C, CAN, RT, S = 'enqueued', 'executing', 'complete', 'canceled', 'retrying', 'scheduled'
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import execute_next
 from queue_core.huey import Error, chord, group
 from queue_core.huey.exceptions import TaskException
+
+from tests.helpers import execute_next
 
 
 @pytest.fixture

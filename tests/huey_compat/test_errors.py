@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import SignalRecorder, execute_next
 from queue_core.huey import MemoryHuey
 from queue_core.huey.exceptions import TaskException
+
+from tests.helpers import SignalRecorder, execute_next
 
 
 class TestError(Exception):

@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
-from helpers import three_free_ports, wait_until
+from scripts.support.polling import wait_until
+from scripts.support.ports import three_free_ports
+
 
 signal_bus = pytest.importorskip('signal_bus')
 

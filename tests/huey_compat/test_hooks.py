@@ -1,7 +1,7 @@
 """Hooks as in Huey: a pre_execute hook that raises is logged and the task still runs."""
 from __future__ import annotations
 
-from helpers import SignalRecorder, execute_next
+from tests.helpers import SignalRecorder, execute_next
 
 
 def test_pre_execute_hook_error_is_logged_and_the_task_runs(huey, caplog):

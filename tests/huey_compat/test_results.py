@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import execute_next
 from queue_core import ResultTimeout, TaskQueue
 from queue_core.huey import Error
 from queue_core.huey.exceptions import TaskException
+
+from tests.helpers import execute_next
 
 
 def test_is_ready_turns_true_once_the_result_is_stored(huey):

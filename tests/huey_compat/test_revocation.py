@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime
 
-from helpers import SignalRecorder, execute_next
 from queue_core.huey import crontab
+
+from tests.helpers import SignalRecorder, execute_next
 
 
 def test_revoke_once_is_consumed_by_the_first_check(huey):

@@ -6,10 +6,11 @@ import time
 
 import pytest
 
-from helpers import SignalRecorder, execute_next
 from queue_core import ConfigurationError, SerializationError
 from queue_core.huey import MemoryHuey, RedisHuey
 from queue_core.huey.serializer import SignedSerializer
+
+from tests.helpers import SignalRecorder, execute_next
 
 
 def test_tasks_are_equal_by_id_and_hash_by_id(huey):

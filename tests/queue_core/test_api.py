@@ -7,10 +7,13 @@ import threading
 
 import pytest
 
-from helpers import RedisServer, SignalRecorder, execute_next, wait_until
 from queue_core import (SIGNAL_COMPLETE, SIGNAL_ENQUEUED, ConfigurationError, ResultTimeout,
                         SerializationError, StorageError, TaskQueue)
 from queue_core.serializer import PickleSerializer
+
+from scripts.support.polling import wait_until
+from scripts.support.redis_server import RedisServer
+from tests.helpers import SignalRecorder, execute_next
 
 
 @pytest.fixture

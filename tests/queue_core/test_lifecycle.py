@@ -5,12 +5,14 @@ import datetime
 
 import pytest
 
-from helpers import SignalRecorder, execute_next, run_schedule
 from queue_core import (SIGNAL_CANCELED, SIGNAL_COMPLETE, SIGNAL_ENQUEUED, SIGNAL_ERROR,
                         SIGNAL_EXECUTING, SIGNAL_EXPIRED, SIGNAL_LOCKED, SIGNAL_RATE_LIMITED,
                         SIGNAL_RETRYING, SIGNAL_REVOKED, SIGNAL_SCHEDULED, SIGNAL_TIMEOUT,
                         SKIPPED, CancelExecution, Error, RetryTask, TaskException, TaskQueue,
                         crontab, group)
+
+from tests.helpers import SignalRecorder, execute_next, run_schedule
+
 
 E, X, C, ERR = SIGNAL_ENQUEUED, SIGNAL_EXECUTING, SIGNAL_COMPLETE, SIGNAL_ERROR
 

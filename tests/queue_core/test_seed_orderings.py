@@ -7,10 +7,12 @@ import logging
 
 import pytest
 
-from helpers import SignalRecorder, execute_next, run_schedule
 from queue_core import (SIGNAL_COMPLETE, SIGNAL_ENQUEUED, SIGNAL_ERROR, SIGNAL_EXECUTING,
                         SIGNAL_INTERRUPTED, SIGNAL_RATE_LIMITED, SIGNAL_RETRYING,
                         SIGNAL_REVOKED, SIGNAL_SCHEDULED, TaskException, TaskQueue, group)
+
+from tests.helpers import SignalRecorder, execute_next, run_schedule
+
 
 E, X, C, ERR = SIGNAL_ENQUEUED, SIGNAL_EXECUTING, SIGNAL_COMPLETE, SIGNAL_ERROR
 RETRY, SCHED = SIGNAL_RETRYING, SIGNAL_SCHEDULED

@@ -8,30 +8,11 @@ import threading
 
 import pytest
 
-from helpers import wait_until
 from queue_core.exceptions import ConfigurationError, StorageError
 from queue_core.storage import Storage, storage_from_url
 from queue_core.storage.sqlite import SqliteStorage
 
-
-@pytest.fixture
-def storage(storage_url):
-    """A storage for queue 'test' on each backend in turn."""
-    store = storage_from_url(storage_url, 'test')
-    yield store
-    store.flush_all()
-    store.close()
-
-
-@pytest.fixture
-def peer(storage, storage_url):
-    """A second storage object on the same data (memory storages are private: the same one)."""
-    if storage_url.startswith('memory'):
-        yield storage
-        return
-    other = storage_from_url(storage_url, 'test')
-    yield other
-    other.close()
+from scripts.support.polling import wait_until
 
 
 def run_threads(count: int, target) -> list:

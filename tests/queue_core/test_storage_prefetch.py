@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from queue_core.storage import storage_from_url
-from test_storage import peer, storage  # noqa: F401  (fixtures shared with the suite)
 
 
 def test_claim_many_takes_up_to_limit_in_queue_order_each_with_its_own_record(storage):

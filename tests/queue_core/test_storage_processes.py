@@ -7,9 +7,12 @@ import queue as queue_module
 import pytest
 import redis
 
-from helpers import RedisServer, wait_until
 from queue_core.exceptions import StorageError
 from queue_core.storage import Storage, storage_from_url
+
+from scripts.support.polling import wait_until
+from scripts.support.redis_server import RedisServer
+
 
 PROCESSES = 3
 MESSAGES = 300  # per process

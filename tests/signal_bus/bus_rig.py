@@ -1,4 +1,5 @@
-"""Shared parts of the subscriber and signal-tail tests (no tests of its own).
+"""Shared parts of the subscriber and signal-tail tests (their ``bus`` fixture is in
+conftest.py).
 
 ``Bus`` runs a real ``Broker`` on free loopback ports and publishes raw events to it through a
 PUSH socket built with the wire encoders; ``LossyLink`` is a real XSUB/XPUB forwarder
@@ -9,24 +10,20 @@ from __future__ import annotations
 
 import os
 import queue
-import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from typing import Any, Callable
 
-import pytest
 import zmq
 
 from signal_bus import wire
 from signal_bus.broker import Broker
 from signal_bus.config import BrokerConfig
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-
-from helpers import free_port, wait_until  # noqa: E402
+from scripts.support.polling import wait_until
+from scripts.support.ports import consecutive_free_ports, free_port
 
 
 def endpoint(port: int) -> str:
@@ -34,25 +31,12 @@ def endpoint(port: int) -> str:
     return 'tcp://127.0.0.1:%d' % port
 
 
-def free_pair() -> int:
-    """A port P such that P and P + 1 were both free (publish and control)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(('127.0.0.1', port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError('no two adjacent free ports on loopback')
-
-
 class Bus:
     """A broker on free loopback ports plus a raw publisher that never drops."""
 
     def __init__(self, ring: int = 100_000, heartbeat: float = 0.25) -> None:
         self.config_options = {'ring': ring, 'heartbeat_interval': heartbeat}
-        port = free_pair()
+        port = consecutive_free_ports(2)[0]
         self.ingest = endpoint(free_port())
         self.publish = endpoint(port)
         self.control = endpoint(port + 1)
@@ -120,7 +104,7 @@ class LossyLink:
 
     def __init__(self, upstream: str, drop: Callable[[int], bool] = lambda seq: False):
         self.upstream = upstream
-        self.endpoint = endpoint(free_pair())
+        self.endpoint = endpoint(consecutive_free_ports(2)[0])
         self.drop = drop
         self.dropped: list[int] = []
         self._held = threading.Event()
@@ -235,10 +219,3 @@ def subscribed(bus: Bus, count: int = 1) -> None:
     wait_until(lambda: bus.broker.stats()['subscriptions'] >= count, timeout=15,
                message='a subscriber to subscribe')
 
-
-@pytest.fixture
-def bus():
-    """A running broker with a raw publisher attached."""
-    running = Bus().start()
-    yield running
-    running.close()

@@ -1,19 +1,24 @@
-"""Fixtures for bus tests: a running broker on free loopback ports and raw clients."""
+"""Fixtures for bus tests: a running broker on free loopback ports and raw clients, and
+the subscriber tests' ``bus`` (a broker with a raw publisher, tests/signal_bus/bus_rig.py)."""
 from __future__ import annotations
-
-import os
-import sys
 
 import pytest
 import zmq
 
-sys.path.insert(0, os.path.dirname(__file__))
+from signal_bus.broker import Broker
+from signal_bus.config import BusConfig
 
-from bus_helpers import (ControlClient, RawPusher, RawSubscriber, Rig,  # noqa: E402
-                         loopback_broker_config)
+from tests.signal_bus.bus_helpers import (ControlClient, RawPusher, RawSubscriber, Rig,
+                                          loopback_broker_config)
+from tests.signal_bus.bus_rig import Bus
 
-from signal_bus.broker import Broker  # noqa: E402
-from signal_bus.config import BusConfig  # noqa: E402
+
+@pytest.fixture
+def bus():
+    """A running broker with a raw publisher attached."""
+    running = Bus().start()
+    yield running
+    running.close()
 
 
 @pytest.fixture

@@ -5,10 +5,11 @@ import threading
 
 import msgpack
 import pytest
-from bus_helpers import RawSubscriber, body_of, loopback_broker_config
-from helpers import wait_until
 
 from signal_bus import Broker, wire
+
+from scripts.support.polling import wait_until
+from tests.signal_bus.bus_helpers import RawSubscriber, body_of, loopback_broker_config
 
 
 def tseqs(events):

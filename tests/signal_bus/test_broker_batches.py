@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import msgpack
-from bus_helpers import body_of
 
 from signal_bus import wire
+
+from tests.signal_bus.bus_helpers import body_of
 
 
 def _pair(pusher, signal: str, task_id: str, tseq, pseq: int, final: bool = False):

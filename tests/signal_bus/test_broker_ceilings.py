@@ -10,12 +10,15 @@ import sys
 
 import pytest
 import zmq
-from bus_helpers import ControlClient, RawPusher, RawSubscriber
-from helpers import three_free_ports, wait_until
 from zmq.utils.monitor import recv_monitor_message
 
 from signal_bus import wire
 from signal_bus.keys import apply_client, client_keys, generate_keypair
+
+from scripts.support.polling import wait_until
+from scripts.support.ports import three_free_ports
+from tests.signal_bus.bus_helpers import ControlClient, RawPusher, RawSubscriber
+
 
 MB = 1024 * 1024
 

@@ -8,11 +8,12 @@ import sys
 
 import pytest
 import zmq
-from bus_helpers import ControlClient, FakeTask, RawSubscriber, body_of
-from helpers import free_port
 
 from signal_bus import Publisher
 from signal_bus.broker_cli import build_parser, config_from_args, main
+
+from scripts.support.ports import free_port
+from tests.signal_bus.bus_helpers import ControlClient, FakeTask, RawSubscriber, body_of
 
 
 def test_parser_defaults_follow_the_spec():

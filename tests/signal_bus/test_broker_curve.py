@@ -6,11 +6,12 @@ import shutil
 
 import pytest
 import zmq
-from bus_helpers import ControlClient, FakeTask, RawSubscriber, body_of
-from helpers import wait_until
 
 from signal_bus import BusConfig, BusConfigError, Publisher
 from signal_bus.keys import client_keys, generate_keypair, load_public_key, main
+
+from scripts.support.polling import wait_until
+from tests.signal_bus.bus_helpers import ControlClient, FakeTask, RawSubscriber, body_of
 
 
 @pytest.fixture

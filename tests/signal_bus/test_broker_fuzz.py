@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import random
 
-from bus_helpers import body_of
-from helpers import wait_until
 
 from signal_bus import wire
+
+from scripts.support.polling import wait_until
+from tests.signal_bus.bus_helpers import body_of
 
 
 def _hostile_messages(rng: random.Random, count: int) -> list[list[bytes]]:

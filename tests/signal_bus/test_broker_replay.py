@@ -6,13 +6,14 @@ import threading
 import msgpack
 import pytest
 import zmq
-from bus_helpers import body_of
-from helpers import wait_until
 
 from signal_bus import wire
 from signal_bus.client_sockets import ControlClient as LibraryControlClient
 from signal_bus.exceptions import WireError
 from signal_bus.ring import Ring
+
+from scripts.support.polling import wait_until
+from tests.signal_bus.bus_helpers import body_of
 
 
 @pytest.fixture

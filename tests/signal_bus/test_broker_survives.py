@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import msgpack
-from bus_helpers import ControlClient
 
 from signal_bus import wire
+
+from tests.signal_bus.bus_helpers import ControlClient
+
 
 U64_MAX = 2 ** 64 - 1
 

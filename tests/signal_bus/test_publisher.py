@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 import time
 
-from bus_helpers import ControlClient, FakeTask, RawSubscriber, body_of
-from helpers import free_port, wait_until
 
 from signal_bus import Broker, BrokerConfig, BusConfig, Publisher
+
+from scripts.support.polling import wait_until
+from scripts.support.ports import free_port
+from tests.signal_bus.bus_helpers import ControlClient, FakeTask, RawSubscriber, body_of
 
 
 class Boom(Exception):

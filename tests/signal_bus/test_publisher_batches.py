@@ -4,10 +4,11 @@ from __future__ import annotations
 import random
 
 import zmq
-from bus_helpers import ControlClient, FakeTask, RawSubscriber, body_of
-from helpers import wait_until
 
 from signal_bus import Broker, BusConfig, Publisher, wire
+
+from scripts.support.polling import wait_until
+from tests.signal_bus.bus_helpers import ControlClient, FakeTask, RawSubscriber, body_of
 
 
 def _coalescing(bus_config: BusConfig) -> Publisher:

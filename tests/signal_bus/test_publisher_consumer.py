@@ -9,7 +9,9 @@ import sys
 import textwrap
 
 import pytest
-from bus_helpers import body_of
+
+from tests.signal_bus.bus_helpers import body_of
+
 
 APP = '''
 from queue_core import TaskQueue

@@ -4,13 +4,14 @@ from __future__ import annotations
 import datetime
 
 import msgpack
-from bus_helpers import FakeTask
 from hypothesis import given
 from hypothesis import strategies as st
 
 from signal_bus import wire
 from signal_bus.event import (MAX_ARGUMENT_BYTES, MAX_TRACEBACK_CHARS, build_body, encode_body,
                               exception_map)
+
+from tests.signal_bus.bus_helpers import FakeTask
 
 
 class Opaque:

@@ -1,9 +1,10 @@
 """A real TaskQueue with ``bus=`` publishes its lifecycle to the broker."""
 from __future__ import annotations
 
-from bus_helpers import body_of
 
 from queue_core import TaskQueue
+
+from tests.signal_bus.bus_helpers import body_of
 
 
 def test_task_queue_events_reach_a_raw_subscriber_in_lifecycle_order(broker, raw_sub):

@@ -8,7 +8,9 @@ import pytest
 
 from signal_bus import BusConfigError
 from signal_bus.subscriber import Subscriber
-from test_subscriber_fixtures import Bus, LossyLink, bus, wait_until  # noqa: F401
+
+from scripts.support.polling import wait_until
+from tests.signal_bus.bus_rig import Bus, LossyLink
 
 
 def collect(sub: Subscriber, count: int, timeout: float = 10.0) -> list:
@@ -382,7 +384,7 @@ def test_slow_handler_behind_a_tiny_queue_still_sees_every_event_in_order(make_s
 
 
 def test_gap_is_reported_as_lost_when_the_control_socket_does_not_answer(bus, make_sub):
-    from helpers import free_port
+    from scripts.support.ports import free_port
     link = LossyLink(bus.publish, drop=lambda seq: seq == 2)
     losses = []
     try:

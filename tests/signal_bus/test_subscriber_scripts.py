@@ -5,7 +5,8 @@ import os
 import signal
 import sys
 
-from test_subscriber_fixtures import Running, bus, subscribed  # noqa: F401
+from tests.signal_bus.bus_rig import Running, subscribed
+
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), '..', '..', 'scripts', 'subscribers')
 BOOM = {'type': 'KeyError', 'message': "'user'", 'traceback': 'Traceback...'}

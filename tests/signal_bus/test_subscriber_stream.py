@@ -11,7 +11,9 @@ import pytest
 from signal_bus import wire
 from signal_bus.client_events import Event
 from signal_bus.subscriber import Subscriber
-from test_subscriber_fixtures import Bus, bus, refusing_bus, wait_until  # noqa: F401
+
+from scripts.support.polling import wait_until
+from tests.signal_bus.bus_rig import Bus, refusing_bus
 
 
 def take(sub: Subscriber, count: int, timeout: float = 20.0) -> list[Event]:
@@ -126,7 +128,7 @@ def test_silence_is_reported_once_when_it_begins_and_once_when_the_broker_is_bac
 
 
 def test_silence_before_any_broker_answered_is_reported_too(subs):
-    from helpers import free_port
+    from scripts.support.ports import free_port
     sub = Subscriber('tcp://127.0.0.1:%d' % free_port(), control='tcp://127.0.0.1:9',
                      silence_after=0.5)
     subs.append(sub)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import sys
 import threading
@@ -13,7 +12,10 @@ import pytest
 
 from signal_bus.client_events import Event
 from signal_bus.tail import build_parser, format_line, main
-from test_subscriber_fixtures import Running, bus, subscribed, wait_until  # noqa: F401
+
+from scripts.support.polling import wait_until
+from tests.signal_bus.bus_rig import Running, subscribed
+
 
 BOOM = {'type': 'ValueError', 'message': 'uh-oh', 'traceback': 'Traceback...'}
 
@@ -192,7 +194,7 @@ def test_tail_prints_one_line_when_its_broker_falls_silent_and_one_when_it_is_ba
 
 @pytest.mark.parametrize('extra', [[], ['--wait', 'some-task'], ['--replay', '5']])
 def test_exit_4_when_no_broker_was_ever_heard_before_the_timeout(extra):
-    from helpers import free_port
+    from scripts.support.ports import free_port
     err = io.StringIO()
     argv = ['--connect', 'tcp://127.0.0.1:%d' % free_port(), '--timeout', '1', *extra]
     assert main(argv, io.StringIO(), err) == 4
@@ -254,8 +256,7 @@ def test_wait_exits_0_when_a_task_reenqueued_by_the_interrupted_handler_complete
         bus, tmp_path, redis_url):
     """End to end: a real consumer running the task is stopped with SIGTERM, the seed's
     handler re-enqueues it, a second consumer completes it; the tail follows throughout."""
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'end_to_end', 'apps'))
-    from consumer_harness import Run
+    from tests.end_to_end.consumer_harness import Run
     run = Run(tmp_path, redis_url)
     env = {'QUEUE_REENQUEUE_INTERRUPTED': '1'}
     try:
@@ -278,7 +279,7 @@ def test_wait_exits_0_when_a_task_reenqueued_by_the_interrupted_handler_complete
 
 
 def test_a_tail_still_waiting_for_its_first_broker_says_so_after_3_seconds():
-    from helpers import free_port
+    from scripts.support.ports import free_port
     err = io.StringIO()
     argv = ['--connect', 'tcp://127.0.0.1:%d' % free_port(), '--wait', 'x', '--timeout', '5']
     assert main(argv, io.StringIO(), err) == 4
@@ -288,7 +289,7 @@ def test_a_tail_still_waiting_for_its_first_broker_says_so_after_3_seconds():
 
 
 def test_a_tail_whose_key_the_broker_refuses_says_so_and_exits_4(tmp_path):
-    from test_subscriber_fixtures import refusing_bus
+    from tests.signal_bus.bus_rig import refusing_bus
     secure, broker_public = refusing_bus(tmp_path)
     try:
         tail = start_tail(secure, '--curve-server-key', broker_public, '--timeout', '4')

@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 
-from helpers import wait_until
 from queue_core import TaskQueue
 from queue_core.consumer import ConsumerConfig
 from queue_core.consumer.held import REVOCATIONS_FRESH
 from queue_core.consumer.worker import Worker
 from queue_core.storage.memory import MemoryStorage
+
+from scripts.support.polling import wait_until
+
 
 FAST = dict(backoff_initial=0.001, backoff_max=0.01, poll_interval=0.05, periodic=False)
 

@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from helpers import wait_until
 from queue_core import TaskQueue
 from queue_core.consumer import ConsumerConfig
 from queue_core.consumer.owner import make_owner
@@ -19,6 +18,9 @@ from queue_core.consumer.progress import progress_path
 from queue_core.consumer.recovery import recover_owners, sweep_abandoned
 from queue_core.consumer.worker import Worker
 from queue_core.storage import storage_from_url
+
+from scripts.support.polling import wait_until
+
 
 RUNNING_KEY = 'victim-is-running'
 

@@ -5,12 +5,13 @@ import os
 import signal
 import threading
 
-from helpers import wait_until
 
 from queue_core import SIGNAL_COMPLETE, SIGNAL_INTERRUPTED, TaskQueue
 from queue_core.consumer import ConsumerConfig, Supervisor
 from queue_core.consumer.pool import make_owner, parse_owner
 from queue_core.consumer.recovery import sweep_abandoned
+
+from scripts.support.polling import wait_until
 
 
 def make_queue():

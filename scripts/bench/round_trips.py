@@ -15,9 +15,14 @@ import tempfile
 import time
 from typing import Any, Callable
 
-from common import (HUEY, OURS, Child, Figure, RedisProcess, bench_env, consumer_command,
-                    ratio, wait_for)
-from drain import prefill, wait_drained
+if __package__ in (None, ''):   # run as a file: the repository root onto sys.path
+    import _repo_root  # noqa: F401
+
+from scripts.bench.common import (HUEY, OURS, Child, Figure, bench_env,  # noqa: E402
+                                  consumer_command, ratio)
+from scripts.bench.drain import prefill, wait_drained  # noqa: E402
+from scripts.support.polling import wait_until  # noqa: E402
+from scripts.support.redis_server import RedisServer  # noqa: E402
 
 _LINE = re.compile(r'^[\d.]+ \[\d+ ([^\]]+)\] "([^"]+)"')
 
@@ -43,13 +48,14 @@ def count_round_trips(lines: list[str]) -> collections.Counter:
     return trips
 
 
-def trace_drain(side: str, redis: RedisProcess, n: int, workers: int = 2) -> dict[str, Any]:
+def trace_drain(side: str, redis: RedisServer, n: int, workers: int = 2) -> dict[str, Any]:
     """Drain ``n`` tasks under ``MONITOR``; round trips per task, by command."""
     queue = prefill(side, redis, n)
     out = tempfile.NamedTemporaryFile(prefix='bench-monitor-', suffix='.log')
     monitor = subprocess.Popen([shutil.which('redis-cli') or 'redis-cli', '-p',
                                 str(redis.port), 'monitor'], stdout=out)
-    wait_for(lambda: out.tell() or open(out.name).read(2), 5, 'redis-cli monitor', 0.02)
+    wait_until(lambda: out.tell() or open(out.name).read(2), 5, 0.02, 'redis-cli monitor',
+               TimeoutError)
     consumer = Child(consumer_command(side, workers), env=bench_env(redis.url))
     try:
         polls = wait_drained(queue, n, consumer, interval=0.05)[3]
@@ -69,7 +75,7 @@ def trace_drain(side: str, redis: RedisProcess, n: int, workers: int = 2) -> dic
 
 def run(n: int = 500) -> tuple[list[Figure], dict[str, Any]]:
     """Both sides once (round trips are counted, not timed)."""
-    with RedisProcess() as redis:
+    with RedisServer().start() as redis:
         results = {side: trace_drain(side, redis, n) for side in (OURS, HUEY)}
     ours, huey = results[OURS]['per_task'], results[HUEY]['per_task']
     note = '; '.join('%s: %s' % (side, ', '.join(
