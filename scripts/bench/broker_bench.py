@@ -24,7 +24,7 @@ if __package__ in (None, ''):   # run as a file: the repository root onto sys.pa
     import _repo_root  # noqa: F401
 
 from scripts.bench.bus_tools import BrokerProcess, RelayProcess, SubscriberProcess  # noqa: E402
-from scripts.bench.common import (BENCH_DIR, Child, Figure, alternate, bench_env,  # noqa: E402
+from scripts.bench.common import (BENCH_DIR, Figure, alternate, bench_env,  # noqa: E402
                                   median, median_of)
 
 PUBLISHERS = 3

@@ -19,8 +19,7 @@ import tempfile
 import time
 from typing import IO, Any, Callable, Iterable, Sequence
 
-from scripts.support import REPO_ROOT
-from scripts.support import procs
+from scripts.support import REPO_ROOT, procs
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 OURS, HUEY = 'ours', 'huey'
@@ -83,8 +82,7 @@ class Child(procs.Child):
         with tempfile.NamedTemporaryFile(prefix='bench-child-', suffix='.log',
                                          delete=False) as logfile:
             log_path = logfile.name
-        super().__init__(os.path.basename(command[1]) if len(command) > 1 else command[0],
-                         command, log_path, env=env or bench_env(), cwd=BENCH_DIR,
+        super().__init__(os.path.basename(command[0]), command, log_path, env=env or bench_env(), cwd=BENCH_DIR,
                          stdin=stdin, stdout=stdout)
         self.command = self.args
         self.start()

@@ -15,7 +15,6 @@ from ..support.ports import free_port
 from ..support.procs import Child
 
 
-
 class Children:
     """Every child the campaign started; ``kill_all()`` ends them all, whatever happened."""
 

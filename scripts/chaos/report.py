@@ -6,7 +6,6 @@ from typing import Any
 from .reconcile import Result
 
 
-
 def _rows(title: str, figures: dict[str, Any]) -> list[str]:
     lines = ['', '| %s | |' % title, '|---|---:|']
     lines += ['| %s | %s |' % (name, value) for name, value in figures.items()]
