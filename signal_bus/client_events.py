@@ -70,6 +70,12 @@ class Event:
 
     __slots__ = ('signal', 'task_name', 'seq', 'sseq', 'epoch', 'gap', 'topic', 'replayed',
                  '_body', '_map')
+    signal: str
+    task_name: str
+    seq: int
+    sseq: int
+    epoch: int
+    gap: bool
 
     def __init__(self, data: Mapping[str, Any], topic: bytes = b'',
                  replayed: bool = False) -> None:

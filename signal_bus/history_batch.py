@@ -135,7 +135,7 @@ class OpenTimes:
             if times is None and len(self.times) >= OPEN_CAP:
                 self.times.pop(next(iter(self.times)))
             self.times[task_id] = [ts, None]
-        elif signal == SIGNAL_EXECUTING and times is not None:
+        elif signal == SIGNAL_EXECUTING and times is not None and times[0] is not None:
             _add(summary, 'wait', name, ts - times[0])
             times[1] = ts
         elif signal in OUTCOMES and times is not None and times[1] is not None:

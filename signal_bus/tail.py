@@ -214,7 +214,7 @@ def _loss_text(count: int | None, first: int | None, last: int | None) -> str:
         return 'signal-tail: the broker restarted; numbering starts again'
     if first is None:
         return 'signal-tail: a publisher lost %d events before the broker' % count
-    return 'signal-tail: %d events lost (seq %d..%d)' % (count, first, last)
+    return 'signal-tail: %d events lost (seq %d..%s)' % (count, first, last)
 
 
 def _follow(sub: Subscriber, args: argparse.Namespace, tally: Tally, out: TextIO,

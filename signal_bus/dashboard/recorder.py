@@ -21,7 +21,7 @@ import zmq
 from ..config import DEFAULT_PUBLISH
 from ..exceptions import BusError
 from ..history import History
-from ..history_batch import received_event
+from ..history_batch import ReceivedEvent, received_event
 from ..keys import client_keys
 from ..subscriber import ControlClient, Subscriber
 
@@ -127,7 +127,7 @@ class HistoryRecorder:
         control = ControlClient(context, endpoint,
                                 client_keys(config.curve_server_key, config.curve_keypair),
                                 10.0)
-        expected, batch = first, []
+        expected, batch = first, list[ReceivedEvent]()
         try:
             for message in control.replay(first, last):
                 if message.meta.seq > expected:  # evicted from the ring while we read
@@ -148,7 +148,7 @@ class HistoryRecorder:
             self._lost(expected, last)
         self._store_pending(batch)
 
-    def _store_pending(self, batch: list[dict[str, Any]]) -> None:
+    def _store_pending(self, batch: list[ReceivedEvent]) -> None:
         incidents, self._incidents = self._incidents, []
         self._store(batch, incidents)
 
@@ -169,7 +169,7 @@ class HistoryRecorder:
                 self.history.prune()
                 next_prune = time.monotonic() + self.config.prune_seconds
 
-    def _store(self, batch: list[dict[str, Any]], incidents: list[dict[str, Any]]) -> None:
+    def _store(self, batch: list[ReceivedEvent], incidents: list[dict[str, Any]]) -> None:
         """Store one batch; a failed write (disk full, file locked) is retried, never
         dropped, while the broker's socket and ring hold what arrives meanwhile."""
         while True:
@@ -182,8 +182,8 @@ class HistoryRecorder:
                 if self._stop.wait(1.0):
                     return
 
-    def _take_batch(self, sub: Subscriber) -> list[dict[str, Any]]:
-        batch: list[dict[str, Any]] = []
+    def _take_batch(self, sub: Subscriber) -> list[ReceivedEvent]:
+        batch: list[ReceivedEvent] = []
         deadline = time.monotonic() + self.config.batch_seconds
         while len(batch) < self.config.batch_size:
             remaining = deadline - time.monotonic()
