@@ -13,12 +13,15 @@ import logging
 import os
 import sys
 import traceback
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .argtypes import non_negative_float, positive_float, positive_int
 from .consumer.config import (DEFAULT_PREFETCH, GRACEFUL_SIGNALS, WORKER_PROCESS, WORKER_TYPES,
                               ConsumerConfig)
 from .exceptions import ConfigurationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .consumer.supervisor import Supervisor
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -162,7 +165,7 @@ def _error(message: str, details: str = '') -> int:
     return EXIT_USAGE
 
 
-def _load(app: str, config: ConsumerConfig) -> Any:
+def _load(app: str, config: ConsumerConfig) -> Supervisor | None:
     """The supervisor for ``app``, or ``None`` after printing why it cannot run."""
     from .consumer.loader import AppImportError, load_queue
     from .consumer.supervisor import Supervisor
@@ -178,7 +181,7 @@ def _load(app: str, config: ConsumerConfig) -> Any:
     return supervisor
 
 
-def _run(supervisor: Any) -> int:
+def _run(supervisor: Supervisor) -> int:
     """Run the supervisor; a failure to start (a broker that cannot bind) is one line."""
     try:
         return supervisor.run()

@@ -13,12 +13,16 @@ import collections
 import json
 import sys
 import time
-from typing import Any, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from .argtypes import positive_float
 from .exceptions import QueueError
 from .locking import LOCK_PREFIX, RATE_PREFIX
 from .revocation import REVOKE_PREFIX
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import TaskQueue
+    from .consumer.queue_protocol import StatusQueue
 
 EXIT_USAGE = 2
 
@@ -39,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_queue(args: argparse.Namespace) -> Any:
+def _open_queue(args: argparse.Namespace) -> TaskQueue:
     if args.app and (args.storage or args.queue):
         raise QueueError('give APP.MODULE.QUEUE or --storage URL --queue NAME, not both')
     if args.app:
@@ -51,7 +55,7 @@ def _open_queue(args: argparse.Namespace) -> Any:
     return TaskQueue(args.queue, storage=args.storage)
 
 
-def collect(queue: Any, lease: float = 30.0, now: float | None = None) -> dict[str, Any]:
+def collect(queue: StatusQueue, lease: float = 30.0, now: float | None = None) -> dict[str, Any]:
     """The status map of ``--json`` (without ``broker``), plus ``by_priority`` and
     ``next_due`` for the screen."""
     now = time.time() if now is None else now

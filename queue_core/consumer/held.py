@@ -18,6 +18,7 @@ from typing import Any
 
 from ..exceptions import StorageError
 from .progress import Progress
+from .queue_protocol import WorkerQueue
 
 logger = logging.getLogger('queue_core.consumer')
 
@@ -30,7 +31,7 @@ class HeldTasks:
     """Claimed tasks not started yet, in claim order; every change under one lock, so the
     watchdog never hands back a task the worker is starting."""
 
-    def __init__(self, queue: Any, owner: str, progress: Progress | None,
+    def __init__(self, queue: WorkerQueue, owner: str, progress: Progress | None,
                  limit: float) -> None:
         self.queue = queue
         self.owner = owner

@@ -6,9 +6,10 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from ..exceptions import StorageError
+from .queue_protocol import WorkerQueue
 
 logger = logging.getLogger('queue_core.consumer')
 
@@ -22,7 +23,7 @@ class LeaseRenewer(threading.Thread):
     leaves at once with ``os._exit``.
     """
 
-    def __init__(self, queue: Any, owner: str, lease: float, *,
+    def __init__(self, queue: WorkerQueue, owner: str, lease: float, *,
                  heartbeat: Callable[[], None] | None = None,
                  parent_pid: int | None = None, grace: float = 10.0) -> None:
         super().__init__(name='lease-renewer', daemon=True)

@@ -5,9 +5,12 @@ import importlib
 import os
 import sys
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigurationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..api import TaskQueue
 
 
 class AppImportError(ConfigurationError):
@@ -34,7 +37,7 @@ def _is_the_path(missing: str | None, module_name: str) -> bool:
     return module_name == missing or module_name.startswith(missing + '.')
 
 
-def load_queue(path: str) -> Any:
+def load_queue(path: str) -> TaskQueue:
     """Import ``module.attribute`` (the current directory importable) and return the
     ``TaskQueue`` it names.
 

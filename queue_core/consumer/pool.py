@@ -7,12 +7,12 @@ import secrets
 import signal
 import threading
 import time
-from typing import Any
 
 from .backoff import StopFlag
 from .config import ConsumerConfig
 from .owner import make_owner, parse_owner  # noqa: F401  (parse_owner: re-exported)
 from .process import WORKER_SIGNALS, SharedFlags, run_worker_process
+from .queue_protocol import WorkerQueue
 from .worker import Worker
 
 
@@ -23,7 +23,7 @@ class ProcessHandle:
     that parent and child derive the same id. ``heartbeat`` lives in shared memory.
     """
 
-    def __init__(self, queue: Any, config: ConsumerConfig, index: int,
+    def __init__(self, queue: WorkerQueue, config: ConsumerConfig, index: int,
                  flags: SharedFlags) -> None:
         self.queue = queue
         self.config = config
@@ -111,7 +111,7 @@ class ThreadHandle:
 
     sentinel = None
 
-    def __init__(self, queue: Any, config: ConsumerConfig, index: int,
+    def __init__(self, queue: WorkerQueue, config: ConsumerConfig, index: int,
                  flags: SharedFlags | None = None) -> None:
         self.queue = queue
         self.config = config

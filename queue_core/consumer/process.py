@@ -22,6 +22,7 @@ from ..exceptions import TaskTimeout
 from ..signals import SIGNAL_INTERRUPTED
 from .backoff import StopFlag
 from .config import ConsumerConfig
+from .queue_protocol import WorkerQueue
 from .worker import Worker
 
 logger = logging.getLogger('queue_core.consumer')
@@ -62,7 +63,7 @@ class ProcessGuard:
     bookkeeping is never cut in half.
     """
 
-    def __init__(self, queue: Any, stop: StopFlag, halt: StopFlag) -> None:
+    def __init__(self, queue: WorkerQueue, stop: StopFlag, halt: StopFlag) -> None:
         self.queue = queue
         self.stop = stop
         self.halt = halt
@@ -166,8 +167,9 @@ class ProcessGuard:
                           % (getattr(self._task, 'id', '?'), timeout))
 
 
-def run_worker_process(queue: Any, config: ConsumerConfig, owner: str, supervisor_pid: int,
-                       heartbeat: Callable[[], None], flags: 'SharedFlags') -> None:
+def run_worker_process(queue: WorkerQueue, config: ConsumerConfig, owner: str,
+                       supervisor_pid: int, heartbeat: Callable[[], None],
+                       flags: 'SharedFlags') -> None:
     """Entry point of a forked worker process; returns when the worker stops."""
     stop, halt = StopFlag(flags.stop), StopFlag(flags.halt)
     guard = ProcessGuard(queue, stop, halt)
@@ -182,7 +184,7 @@ def run_worker_process(queue: Any, config: ConsumerConfig, owner: str, superviso
         close_queue(queue)
 
 
-def close_queue(queue: Any) -> None:
+def close_queue(queue: WorkerQueue) -> None:
     """Flush the bus publishers and storage connections of a process about to exit
     (a forked worker leaves through ``os._exit``, which skips ``atexit``)."""
     try:

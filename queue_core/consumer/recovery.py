@@ -22,6 +22,7 @@ from ..signals import SOURCE_CONSUMER
 from ..storage.base import InFlight
 from .owner import parse_owner
 from .progress import FINISHED, RUNNING, Position, forget, read_position
+from .queue_protocol import RecoveryQueue
 
 logger = logging.getLogger('queue_core.consumer')
 
@@ -38,7 +39,7 @@ def recoverer_id() -> str:
     return '%s:%d:recovery' % (socket.gethostname(), os.getpid())
 
 
-def recover_record(queue: Any, record: InFlight, requeue: bool = False,
+def recover_record(queue: RecoveryQueue, record: InFlight, requeue: bool = False,
                    owner: str | None = None) -> bool:
     """Report an abandoned in-flight task (its worker died): ``INTERRUPTED`` with source
     ``consumer`` and no ``tseq``; with ``requeue`` put it back on the queue (its ``tseq``
@@ -70,7 +71,7 @@ def recover_record(queue: Any, record: InFlight, requeue: bool = False,
     return True
 
 
-def _requeue(queue: Any, adopted: InFlight, task: Any) -> None:
+def _requeue(queue: RecoveryQueue, adopted: InFlight, task: Any) -> None:
     """Put the recovered task back on the queue, announcing it first.
 
     The ``INTERRUPTED`` just sent (no ``tseq``) reset the broker's ordering for the task,
@@ -90,7 +91,7 @@ def _requeue(queue: Any, adopted: InFlight, task: Any) -> None:
                        'was requeued', task.id)
 
 
-def hand_back(queue: Any, record: InFlight, owner: str | None = None) -> bool:
+def hand_back(queue: RecoveryQueue, record: InFlight, owner: str | None = None) -> bool:
     """Put a claimed task that never started back at the head of its priority, exactly
     as it was stored (no signal, no ``tseq`` change). Adopted first, so of several
     recoverers one hands it back; whether this caller did."""
@@ -140,7 +141,8 @@ def owner_is_gone(owner: str, host: str) -> bool:
     return parsed is not None and parsed[0] == host and pid_is_gone(parsed[1])
 
 
-def recover_records(queue: Any, records: Iterable[InFlight], requeue: bool = False) -> int:
+def recover_records(queue: RecoveryQueue, records: Iterable[InFlight],
+                    requeue: bool = False) -> int:
     """Recover each record of gone workers, sorted by their progress on this host;
     count the records won (dropped, reported or handed back). Started tasks go back on the
     queue with ``requeue`` (``--requeue-interrupted``)."""
@@ -154,7 +156,8 @@ def recover_records(queue: Any, records: Iterable[InFlight], requeue: bool = Fal
     return won
 
 
-def _recover_owner(queue: Any, owner: str, records: list[InFlight], requeue: bool) -> int:
+def _recover_owner(queue: RecoveryQueue, owner: str, records: list[InFlight],
+                   requeue: bool) -> int:
     # Only a worker known to be gone may have its unstarted tasks handed back: a live one
     # whose lease lapsed (stuck) would still run them.
     gone = owner_is_gone(owner, socket.gethostname())
@@ -177,7 +180,7 @@ def _recover_owner(queue: Any, owner: str, records: list[InFlight], requeue: boo
     return won + handed
 
 
-def recover_owners(queue: Any, owners: Collection[str], requeue: bool = False) -> int:
+def recover_owners(queue: RecoveryQueue, owners: Collection[str], requeue: bool = False) -> int:
     """Recover every record held by ``owners`` (workers known to be dead)."""
     won = recover_records(queue, queue.storage.in_flight_of(owners), requeue)
     host = socket.gethostname()
@@ -187,7 +190,7 @@ def recover_owners(queue: Any, owners: Collection[str], requeue: bool = False) -
     return won
 
 
-def sweep_abandoned(queue: Any, live_owners: Collection[str], now: float | None = None,
+def sweep_abandoned(queue: RecoveryQueue, live_owners: Collection[str], now: float | None = None,
                     requeue: bool = False) -> int:
     """Recover records whose lease expired, or whose owner on this host no longer exists,
     leaving alone the records of ``live_owners`` (this consumer's running workers)."""

@@ -14,6 +14,7 @@ from ..exceptions import StorageError
 from ..signals import SOURCE_SCHEDULER
 from .backoff import Backoff, StopFlag
 from .config import ConsumerConfig
+from .queue_protocol import SchedulerQueue
 
 logger = logging.getLogger('queue_core.consumer')
 
@@ -21,7 +22,7 @@ logger = logging.getLogger('queue_core.consumer')
 PERIODIC_GUARD_TTL = 3600
 
 
-def default_now(queue: Any) -> Callable[[], datetime.datetime]:
+def default_now(queue: SchedulerQueue) -> Callable[[], datetime.datetime]:
     """The queue's notion of "now": naive UTC with ``utc=True``, naive local time otherwise."""
     if getattr(queue, 'utc', True):
         return lambda: datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
@@ -45,7 +46,7 @@ class Scheduler:
     first on the next tick.
     """
 
-    def __init__(self, queue: Any, config: ConsumerConfig,
+    def __init__(self, queue: SchedulerQueue, config: ConsumerConfig,
                  now: Callable[[], datetime.datetime] | None = None,
                  stop: StopFlag | None = None) -> None:
         self.queue = queue

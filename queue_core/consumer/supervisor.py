@@ -24,6 +24,7 @@ from .broker_host import EmbeddedBroker
 from .config import WORKER_PROCESS, ConsumerConfig
 from .pool import ProcessHandle, ThreadHandle
 from .process import SharedFlags, close_queue
+from .queue_protocol import ConsumerQueue
 from .recovery import recover_owners, sweep_abandoned
 from .scheduler import Scheduler
 
@@ -39,7 +40,7 @@ _HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 class Supervisor:
     """Runs one consumer until it is told to stop; ``run()`` returns the exit status."""
 
-    def __init__(self, queue: Any, config: ConsumerConfig,
+    def __init__(self, queue: ConsumerQueue, config: ConsumerConfig,
                  scheduler_now: Callable[[], Any] | None = None) -> None:
         self.queue = queue
         self.config = config

@@ -18,6 +18,7 @@ from .config import ConsumerConfig
 from .lease import LeaseRenewer
 from .held import HeldTasks
 from .progress import Progress
+from .queue_protocol import WorkerQueue
 from .recovery import hand_back
 
 logger = logging.getLogger('queue_core.consumer')
@@ -56,7 +57,7 @@ class Worker:
     renewed forever.
     """
 
-    def __init__(self, queue: Any, config: ConsumerConfig, owner: str, *,
+    def __init__(self, queue: WorkerQueue, config: ConsumerConfig, owner: str, *,
                  stop: StopFlag | None = None, halt: StopFlag | None = None,
                  guard: TaskGuard | None = None,
                  heartbeat: Callable[[], None] | None = None,
