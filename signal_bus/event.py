@@ -1,158 +1,194 @@
-"""Build an event's body from a queue task: a map of plain msgpack values (SPEC §7).
+"""What a subscriber hands to user code: ``Event`` and ``ErrorInfo``.
 
-Datetimes become ISO-8601 strings, tuples and sets arrays, other objects their ``repr``;
-``args`` and ``kwargs`` over 64 KiB become ``{"truncated": <size>}``; an exception becomes
-``{type, message, traceback}``. Nothing here touches a socket.
+An ``Event`` is the event's wire map with the broker's meta merged in, read as attributes:
+``signal``, ``task_id``, ``task_name``, ``tseq``, ``ts``, ``host``, ``pid``, ``source``,
+``args``, ``kwargs``, ``retries``, ``final``, ``exc`` and ``seq``, ``sseq``, ``epoch``,
+``gap``. It is also the ``task`` a subscriber's handlers receive, so it answers to the
+names a queue handler uses: ``task.id`` and ``task.name``.
 """
 from __future__ import annotations
 
 import datetime
-import time
-import traceback as traceback_module
-from typing import Any
+import logging
+from typing import Any, Iterator, Mapping
 
 import msgpack
 
-MAX_ARGUMENT_BYTES = 64 * 1024
-#: Tracebacks longer than this keep only their last part (the frames nearest the error).
-MAX_TRACEBACK_CHARS = 32 * 1024
-_MAX_DEPTH = 32
-_INT_RANGE = (-2 ** 63, 2 ** 64 - 1)
+from .exceptions import WireError
+from .wire import EventMessage, decode_body_frame, topic_for
+
+logger = logging.getLogger('signal_bus.subscriber')
+
+#: Keys a body may lack; reading them gives these values instead of ``AttributeError``.
+_OPTIONAL: dict[str, Any] = {'exc': None, 'gap': False, 'final': False}
+#: What the topic and meta frames carry (attributes of their own, not read from the body).
+_FRAME_KEYS = ('signal', 'task_name', 'seq', 'sseq', 'epoch')
+_META_KEYS = frozenset(('seq', 'sseq', 'epoch', 'gap'))
+_PRIVATE = frozenset(('_body', '_map'))
 
 
-def plain_default(value: Any) -> Any:
-    """msgpack's fallback for values it cannot pack natively (datetimes as ISO-8601
-    strings, sets as arrays, other objects as their ``repr``)."""
-    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
-        return value.isoformat()
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, (set, frozenset)):
-        return list(value)
-    return _safe_repr(value)
+class ErrorInfo:
+    """The exception of an ``error`` event as data: ``type``, ``message``, ``traceback``.
 
-
-def _safe_repr(value: Any) -> str:
-    try:
-        return repr(value)
-    except Exception:
-        return '<unrepresentable %s>' % class_name(type(value))
-
-
-def to_plain(value: Any, depth: int = 0) -> Any:
-    """``value`` as plain msgpack values, for what the fast path could not pack."""
-    if depth > _MAX_DEPTH:
-        return _safe_repr(value)
-    if value is None or isinstance(value, (bool, float, str, bytes)):
-        return value
-    if isinstance(value, int):
-        return int(value) if _INT_RANGE[0] <= value <= _INT_RANGE[1] else str(value)
-    if isinstance(value, dict):
-        return {_plain_key(key, depth): to_plain(item, depth + 1) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_plain(item, depth + 1) for item in value]
-    plain = plain_default(value)
-    return plain if isinstance(plain, (str, float)) else to_plain(plain, depth + 1)
-
-
-def _plain_key(key: Any, depth: int) -> Any:
-    plain = to_plain(key, depth + 1)
-    return plain if isinstance(plain, (str, int, float, bool, bytes)) or plain is None \
-        else _safe_repr(key)
-
-
-def pack_plain(value: Any) -> bytes:
-    """msgpack bytes of ``value`` made plain (never raises for odd objects)."""
-    try:
-        return msgpack.packb(value, use_bin_type=True, default=plain_default)
-    except Exception:
-        return msgpack.packb(to_plain(value), use_bin_type=True, default=_safe_repr)
-
-
-def class_name(cls: type) -> str:
-    """How an exception's class travels: ``ValueError`` for a builtin, else
-    ``module.Class``."""
-    return cls.__qualname__ if cls.__module__ == 'builtins' \
-        else '%s.%s' % (cls.__module__, cls.__qualname__)
-
-
-def exception_map(exc: BaseException) -> dict[str, Any]:
-    """``{type, message, traceback}`` for ``exc``; the traceback is bounded in size.
-
-    An exception that already travelled as data (one with string ``type`` and ``message``
-    attributes and a ``traceback`` string or None, as the queue's ``RemoteException``)
-    keeps the original's three fields."""
-    kind, message = getattr(exc, 'type', None), getattr(exc, 'message', None)
-    text = getattr(exc, 'traceback', None)
-    if not (isinstance(kind, str) and isinstance(message, str)
-            and (text is None or isinstance(text, str))):
-        kind, message = class_name(type(exc)), _safe_str(exc)
-        try:
-            text = ''.join(traceback_module.format_exception(
-                type(exc), exc, exc.__traceback__)) if exc.__traceback__ else None
-        except Exception:
-            text = None
-    if isinstance(text, str) and len(text) > MAX_TRACEBACK_CHARS:
-        text = '...\n' + text[-MAX_TRACEBACK_CHARS:]
-    return {'type': kind, 'message': message, 'traceback': text}
-
-
-def _safe_str(value: BaseException) -> str:
-    try:
-        return str(value)
-    except Exception:
-        return _safe_repr(value)
-
-
-def build_body(signal: str, task: Any, exc: BaseException | None, source: str, *,
-               host: str, pid: int, now: float | None = None,
-               queue: str | None = None) -> dict[str, Any]:
-    """The body map of one event (values not yet made plain; ``encode_body`` does that);
-    ``queue`` is the name of the ``TaskQueue`` the event comes from, when known."""
-    body = {
-        'signal': signal,
-        'task_id': str(task.id),
-        'task_name': task_name_of(task),
-        'tseq': event_tseq(task, source),
-        'ts': time.time() if now is None else now,
-        'host': host,
-        'pid': pid,
-        'source': source,
-        'args': getattr(task, 'args', ()),
-        'kwargs': getattr(task, 'kwargs', None) or {},
-        'retries': getattr(task, 'retries', 0),
-        'final': bool(getattr(task, 'final', False)),
-    }
-    if queue is not None:
-        body['queue'] = queue
-    if exc is not None:
-        body['exc'] = exception_map(exc)
-    return body
-
-
-def task_name_of(task: Any) -> str:
-    """The name a task carries on the bus: its registry name ``module.function``."""
-    return str(getattr(task, 'registry_name', None) or getattr(task, 'name', ''))
-
-
-def event_tseq(task: Any, source: str) -> int | None:
-    """The task's ``tseq`` for this event, or nil when the task carries none.
-
-    The queue clears ``tseq`` for a supervisor's report on a recovered task (which resets
-    the broker's ordering state for it); the requeued copy's ``ENQUEUED`` that follows,
-    also from the ``consumer``, carries its stored ``tseq`` + 101 again.
+    ``type`` is the qualified class name (``ValueError``, ``myapp.errors.Boom``).
     """
-    tseq = getattr(task, 'tseq', None)
-    return tseq if isinstance(tseq, int) and not isinstance(tseq, bool) and tseq >= 0 else None
+
+    __slots__ = ('type', 'message', 'traceback')
+
+    def __init__(self, type: str, message: str, traceback: str | None = None) -> None:
+        self.type = type
+        self.message = message
+        self.traceback = traceback
+
+    @classmethod
+    def from_map(cls, data: Any) -> 'ErrorInfo | None':
+        """Build one from a wire ``exc`` map; ``None`` when there is no usable map."""
+        if not isinstance(data, Mapping):
+            return None
+        return cls(str(data.get('type') or 'Exception'), str(data.get('message') or ''),
+                   data.get('traceback'))
+
+    def __str__(self) -> str:
+        return '%s: %s' % (self.type, self.message) if self.message else self.type
+
+    def __repr__(self) -> str:
+        return 'ErrorInfo(type=%r, message=%r)' % (self.type, self.message)
 
 
-def encode_body(body: dict[str, Any]) -> bytes:
-    """Pack a body map as plain msgpack, truncating ``args``/``kwargs`` over 64 KiB."""
-    packed = pack_plain(body)
-    if len(packed) <= MAX_ARGUMENT_BYTES:
-        return packed
-    for key in ('args', 'kwargs'):
-        size = len(pack_plain(body[key]))
-        if size > MAX_ARGUMENT_BYTES:
-            body = dict(body, **{key: {'truncated': size}})
-    return pack_plain(body)
+class Event:
+    """One event from the bus: the wire keys as attributes (meta merged into the body).
+
+    ``topic`` is the ZeroMQ topic it arrived on and ``replayed`` tells whether it came
+    from the broker's ring rather than the live stream. ``signal``, ``task_name`` and the
+    meta keys (``seq``, ``sseq``, ``epoch``, ``gap``) come from the topic and meta frames;
+    the body map is decoded on the first access to any other key, so a handler that reads
+    only those pays nothing for the body. A body that cannot be decoded (the broker checks
+    every body, so only a non-conforming broker sends one) reads as an empty map and is
+    logged.
+    """
+
+    __slots__ = ('signal', 'task_name', 'seq', 'sseq', 'epoch', 'gap', 'topic', 'replayed',
+                 '_body', '_map')
+    signal: str
+    task_name: str
+    seq: int
+    sseq: int
+    epoch: int
+    gap: bool
+
+    def __init__(self, data: Mapping[str, Any], topic: bytes = b'',
+                 replayed: bool = False) -> None:
+        self._map: dict[str, Any] | None = dict(data)
+        self._body = b''
+        self.topic = topic
+        self.replayed = replayed
+        for key in _FRAME_KEYS:
+            if key in self._map:
+                setattr(self, key, self._map[key])
+        self.gap = self._map.get('gap', False)
+
+    @classmethod
+    def received(cls, signal: str, task_name: str, topic: bytes, seq: int, sseq: int,
+                 epoch: int, gap: bool, body: bytes, replayed: bool = False) -> 'Event':
+        """An event as it came off the wire: the body frame stays encoded until read."""
+        event = cls.__new__(cls)
+        event.signal, event.task_name, event.topic = signal, task_name, topic
+        event.seq, event.sseq, event.epoch, event.gap = seq, sseq, epoch, gap
+        event._body, event._map, event.replayed = body, None, replayed
+        return event
+
+    @classmethod
+    def from_message(cls, message: EventMessage, replayed: bool = False) -> 'Event':
+        """Build one from a decoded ``wire.EventMessage`` (meta merged into the body)."""
+        meta = message.meta
+        return cls.received(message.signal, message.task_name,
+                            topic_for(message.signal, message.task_name), meta.seq,
+                            meta.sseq, meta.epoch, meta.gap, message.body, replayed)
+
+    def _data(self) -> dict[str, Any]:
+        data = self._map
+        if data is None:
+            try:
+                data = decode_body_frame(self._body)
+            except WireError as exc:
+                logger.warning('event seq %s: undecodable body read as empty: %s',
+                               getattr(self, 'seq', None), exc)
+                data = {}
+            self._map, self._body = data, b''  # keep one copy, not both
+        return data
+
+    def body_frame(self) -> bytes:
+        """The body as it travelled (a msgpack map without the meta keys): the frame
+        itself while unread, packed again from the map once read or when built from one."""
+        if self._map is None:
+            return self._body
+        return msgpack.packb({key: value for key, value in self._map.items()
+                              if key not in _META_KEYS}, use_bin_type=True, default=repr)
+
+    def __getattr__(self, key: str) -> Any:
+        # Reached for body keys, and for frame keys an Event built from a map lacks.
+        if key.startswith('__') or key in _PRIVATE:
+            raise AttributeError(key)
+        data = self._data()
+        try:
+            return data[key]
+        except KeyError:
+            if key in _OPTIONAL:
+                return _OPTIONAL[key]
+            raise AttributeError('event has no key %r (keys: %s)'
+                                 % (key, ', '.join(sorted(self.to_dict())))) from None
+
+    @property
+    def id(self) -> str:
+        """The task's id (``task_id``), as on a queue task."""
+        return str(self._data().get('task_id', ''))
+
+    @property
+    def name(self) -> str:
+        """The task's registry name ``module.function`` (``task_name``)."""
+        name = getattr(self, 'task_name', '')
+        return name if isinstance(name, str) else str(name)
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        """The event's exception as an ``ErrorInfo``, or ``None`` when it carries none."""
+        return ErrorInfo.from_map(self._data().get('exc'))
+
+    @property
+    def time(self) -> datetime.datetime | None:
+        """``ts`` as an aware UTC datetime, or ``None`` when the event has no usable ``ts``."""
+        ts = self._data().get('ts')
+        if not isinstance(ts, (int, float)):
+            return None
+        return datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The wire value under ``key``, or ``default``."""
+        return self.to_dict().get(key, default) if key in _META_KEYS \
+            else self._data().get(key, default)
+
+    def keys(self) -> Iterator[str]:
+        """The wire keys this event carries."""
+        return iter(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A copy of the merged wire map (the body's keys, then the meta's)."""
+        merged = dict(self._data())
+        for key in ('seq', 'sseq', 'epoch'):
+            try:
+                merged[key] = object.__getattribute__(self, key)  # the frame's, never the body's
+            except AttributeError:
+                pass
+        if self.gap:
+            merged['gap'] = True
+        return merged
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Event) and other.to_dict() == self.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return '<Event %s %s id=%s seq=%s>' % (
+            getattr(self, 'signal', None), getattr(self, 'task_name', None),
+            self._data().get('task_id'), getattr(self, 'seq', None))

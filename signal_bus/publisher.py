@@ -28,7 +28,7 @@ import zmq
 
 from queue_core.signals import ALL_SIGNALS, SIGNAL_EXECUTING
 
-from . import event as event_module
+from . import body as body_module
 from . import wire
 from .config import DEFAULT_INGEST, BusConfig
 from .exceptions import BusConfigError, WireError
@@ -89,7 +89,7 @@ class _Channel:
         self.deferred = False
         self.busy = False
         self.probe: BatchProbe | None = None
-        self.packer = msgpack.Packer(use_bin_type=True, default=event_module.plain_default).pack
+        self.packer = msgpack.Packer(use_bin_type=True, default=body_module.plain_default).pack
         sock = context.socket(zmq.PUSH)
         sock.sndhwm = config.send_hwm
         sock.linger = 0
@@ -118,9 +118,9 @@ class _Channel:
         try:
             packed = self.packer(body)
         except Exception:
-            return event_module.encode_body(body)
-        if len(packed) > event_module.MAX_ARGUMENT_BYTES:
-            return event_module.encode_body(body)
+            return body_module.encode_body(body)
+        if len(packed) > body_module.MAX_ARGUMENT_BYTES:
+            return body_module.encode_body(body)
         return packed
 
     def send(self, signal: str, task_name: str, task_id: str, tseq: int | None,
@@ -323,7 +323,7 @@ class Publisher:
                 channel = self._new_channel()
             if signal not in _SIGNALS:
                 raise ValueError('unknown signal %r' % (signal,))
-            body = event_module.build_body(signal, task, exc, source, host=self.host,
+            body = body_module.build_body(signal, task, exc, source, host=self.host,
                                            pid=channel.pid, queue=self.queue)
             channel.send(signal, body['task_name'], body['task_id'], body['tseq'],
                          channel.encode_body(body))

@@ -27,11 +27,12 @@ import zmq
 from queue_core.signals import ALL_SIGNALS, SIGNAL_ERROR, SignalDispatcher
 
 from . import wire
-from .client_events import ErrorInfo, Event, SequenceTracker, SilenceWatch
-from .config import DEFAULT_PUBLISH, neighbour_endpoint
 from .client_sockets import ControlClient, open_subscription
+from .config import DEFAULT_PUBLISH, neighbour_endpoint
+from .event import ErrorInfo, Event
 from .exceptions import BusConfigError, BusError, WireError
 from .keys import client_keys
+from .sequence import SequenceTracker, SilenceWatch
 
 __all__ = ['ControlClient', 'Subscriber']
 

@@ -26,7 +26,7 @@ from queue_core.signals import ALL_SIGNALS, SIGNAL_COMPLETE, SIGNAL_INTERRUPTED
 
 from .cli_args import (add_curve_client_arguments, endpoint, non_negative_float,
                        non_negative_int, positive_float)
-from .client_events import Event
+from .event import Event
 from .config import DEFAULT_PUBLISH
 from .exceptions import BusError
 from .subscriber import Subscriber

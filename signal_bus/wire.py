@@ -284,7 +284,7 @@ def saturate(value: Any) -> Any:
 
 
 def encode_body(body: dict[str, Any]) -> bytes:
-    """Pack a body map built of plain msgpack values (see ``signal_bus.event``)."""
+    """Pack a body map built of plain msgpack values (see ``signal_bus.body``)."""
     return _pack(body)
 
 

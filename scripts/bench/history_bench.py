@@ -44,7 +44,7 @@ from scripts.support.procs import rss_kib  # noqa: E402
 from scripts.support.redis_server import RedisServer  # noqa: E402
 
 from signal_bus.dashboard.recorder import HistoryRecorder, RecorderConfig  # noqa: E402
-from signal_bus.event import build_body, encode_body  # noqa: E402
+from signal_bus.body import build_body, encode_body  # noqa: E402
 from signal_bus.history import History  # noqa: E402
 from signal_bus.history_batch import received_event  # noqa: E402
 

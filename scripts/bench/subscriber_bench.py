@@ -41,7 +41,7 @@ if __package__ in (None, ''):   # run as a file: the repository root onto sys.pa
 from scripts.bench.common import Figure  # noqa: E402
 
 from signal_bus import wire  # noqa: E402
-from signal_bus.event import build_body, encode_body  # noqa: E402
+from signal_bus.body import build_body, encode_body  # noqa: E402
 from signal_bus.subscriber import Subscriber  # noqa: E402
 
 EPOCH = 424242

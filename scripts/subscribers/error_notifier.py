@@ -20,7 +20,7 @@ from typing import Sequence
 
 from signal_bus import Subscriber
 from signal_bus.cli_args import add_curve_client_arguments
-from signal_bus.client_events import Event
+from signal_bus.event import Event
 
 ALERT_SIGNALS = ('error', 'interrupted')
 

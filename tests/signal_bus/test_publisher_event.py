@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from signal_bus import wire
-from signal_bus.event import (MAX_ARGUMENT_BYTES, MAX_TRACEBACK_CHARS, build_body, encode_body,
+from signal_bus.body import (MAX_ARGUMENT_BYTES, MAX_TRACEBACK_CHARS, build_body, encode_body,
                               exception_map)
 
 from tests.signal_bus.bus_helpers import FakeTask

@@ -9,7 +9,7 @@ import msgpack
 import pytest
 
 from signal_bus import wire
-from signal_bus.client_events import Event
+from signal_bus.event import Event
 from signal_bus.subscriber import Subscriber
 
 from scripts.support.polling import wait_until

@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signal_bus.client_events import SequenceTracker
+from signal_bus.sequence import SequenceTracker
 from signal_bus.wire import EventMeta
 
 EPOCH = 7

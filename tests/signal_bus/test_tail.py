@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from signal_bus.client_events import Event
+from signal_bus.event import Event
 from signal_bus.tail import build_parser, format_line, main
 
 from scripts.support.polling import wait_until
