@@ -2,18 +2,16 @@
 serializer, signals, hooks, executor; the behaviour lives in those modules."""
 from __future__ import annotations
 
-import contextlib
 import datetime
 import functools
-import logging
-import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, ContextManager, Iterable
 
 from . import quarantine
 from . import signals as S
 from .canvas import Chord, Group, enqueue_chord
 from .clock import current_time, normalize_expires, normalize_time, to_timestamp
+from .emitter import SignalEmitter
 from .exceptions import ConfigurationError, SerializationError
 from .execution import Executor, build_error_result
 from .hooks import HookSet
@@ -23,13 +21,10 @@ from .registry import TaskRegistry
 from .result import EMPTY, Result, ResultGroup
 from .revocation import REVOCATIONS_COUNTER, Revocations
 from .serializer import MsgpackSerializer
-from .signals import SignalDispatcher, call_isolated
 from .storage import MemoryStorage, Storage, storage_from_url
 from .storage.base import InFlight
 from .task import Task, TaskWrapper
-from .tseq import count_event, encode_counted, uncount
-
-logger = logging.getLogger('queue_core')
+from .tseq import encode_counted, uncount
 
 MAP_BATCH = 1000
 
@@ -59,10 +54,8 @@ class TaskQueue:
         self.post_execute_hooks = HookSet('post-execute')
         self.startup_hooks = HookSet('startup')
         self.shutdown_hooks = HookSet('shutdown')
-        self._signals = SignalDispatcher()
-        self._sinks: list[Callable[..., Any]] = []
+        self._emitter = SignalEmitter()
         self._locks: set[str] = set()
-        self._context = threading.local()
         self._executor = Executor(self)
         self._revocations = Revocations(self)
         self._immediate = False
@@ -135,13 +128,13 @@ class TaskQueue:
     def signal(self, *signals: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator: register a handler for ``signals`` (every signal when none given)."""
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-            self._signals.connect(func, *signals)
+            self._emitter.handlers.connect(func, *signals)
             return func
         return decorator
 
     def disconnect_signal(self, receiver: Callable[..., Any], *signals: str) -> None:
         """Unregister a handler from ``signals`` (or from every signal)."""
-        self._signals.disconnect(receiver, *signals)
+        self._emitter.handlers.disconnect(receiver, *signals)
 
     def pre_execute(self, name: str | None = None) -> Callable[..., Any]:
         """Decorator: ``hook(task)`` before each task; raising ``CancelExecution`` cancels it."""
@@ -202,21 +195,19 @@ class TaskQueue:
         """At most ``limit`` runs per ``per`` seconds (context manager or decorator)."""
         return RateLimit(self, name, limit, per, retry)
 
-    # -- signals and sinks -----------------------------------------------------------
+    # -- signals and sinks (queue_core.emitter) ---------------------------------------------
     def add_signal_sink(self, sink: Callable[..., Any]) -> None:
         """Call ``sink(signal, task, exc, source)`` for every signal, before local handlers."""
-        if sink not in self._sinks:
-            self._sinks.append(sink)
+        self._emitter.add_sink(sink)
 
     def remove_signal_sink(self, sink: Callable[..., Any]) -> None:
         """Stop calling ``sink``."""
-        if sink in self._sinks:
-            self._sinks.remove(sink)
+        self._emitter.remove_sink(sink)
 
     def attach_bus(self, bus: Any) -> Any:
         """Publish every signal to a signal bus (an ingest endpoint or a bus config)."""
         from .bus_adapter import bus_publisher
-        publisher, new = bus_publisher(self._sinks, bus, self.name)
+        publisher, new = bus_publisher(self._emitter.sinks, bus, self.name)
         if new:
             self.add_signal_sink(publisher)
         return publisher
@@ -225,60 +216,30 @@ class TaskQueue:
         """Ask the sinks that can (a bus publisher) to batch this thread's events; the
         caller then calls ``flush_signal_sinks()`` before it blocks waiting for work, and
         with ``deferred`` also at ``signal_sinks_deadline()`` while a task's code runs."""
-        for sink in tuple(self._sinks):
-            coalesce = getattr(sink, 'coalesce', None)
-            if coalesce is not None:
-                coalesce(deferred)  # a publisher's never raises
+        self._emitter.coalesce(deferred)
 
     def signal_sinks_deadline(self) -> float | None:
         """The earliest time (``time.monotonic``) a sink wants ``flush_signal_sinks()``
         called for this thread, or None."""
-        due = [deadline() for deadline in (getattr(sink, 'deadline', None)
-                                           for sink in tuple(self._sinks))
-               if deadline is not None]
-        return min((d for d in due if d is not None), default=None)
+        return self._emitter.deadline()
 
     def flush_signal_sinks(self) -> None:
         """Send at once what any sink holds for this thread (a coalescing publisher)."""
-        for sink in tuple(self._sinks):
-            flush = getattr(sink, 'flush', None)
-            if flush is not None:
-                flush()  # a publisher's never raises
+        self._emitter.flush()
 
     @property
     def source(self) -> str:
         """Where events emitted by this thread come from (``app`` unless set)."""
-        return getattr(self._context, 'source', S.SOURCE_APP)
+        return self._emitter.source
 
-    @contextlib.contextmanager
-    def emitting_as(self, source: str) -> Iterator[None]:
+    def emitting_as(self, source: str) -> ContextManager[None]:
         """Within the block, events from this thread carry ``source``."""
-        previous = getattr(self._context, 'source', None)
-        self._context.source = source
-        try:
-            yield
-        finally:
-            if previous is None:
-                del self._context.source
-            else:
-                self._context.source = previous
+        return self._emitter.emitting_as(source)
 
     def emit(self, signal: str, task: Task, exc: BaseException | None = None, *,
              final: bool = False, bump: bool = True) -> None:
         """Hand a signal to the sinks (counting ``task.tseq``), then to local handlers."""
-        task.final = final
-        handlers = self._signals.handlers_for(signal)
-        if self._sinks:
-            count_event(task, bump)
-            source = self.source
-            for sink in tuple(self._sinks):
-                call_isolated(sink, 'signal sink', signal, task, exc, source)
-            if handlers:  # a slow handler must not hold back an event a sink gathered
-                self.flush_signal_sinks()
-        extra = (exc,) if signal == S.SIGNAL_ERROR else ()
-        for handler in handlers:
-            task.final = final  # a handler that enqueues the task again must not change it
-            call_isolated(handler, 'signal handler', signal, task, *extra)
+        self._emitter.emit(signal, task, exc, final=final, bump=bump)
 
     # -- serialization -----------------------------------------------------------------
     def serialize_task(self, task: Task) -> bytes:
@@ -304,7 +265,7 @@ class TaskQueue:
         """The message to store, its ``tseq`` counting the event that will announce it."""
         if task.expires is not None and task.expires_at is None:
             task.expires_at = normalize_expires(task.expires, self.utc)
-        return encode_counted(task, bool(self._sinks), self.serialize_task)
+        return encode_counted(task, self._emitter.counting, self.serialize_task)
 
     def _decode(self, data: bytes) -> Task | None:
         """The task, or ``None`` once an unusable message was quarantined."""
@@ -327,7 +288,7 @@ class TaskQueue:
         try:
             self.storage.enqueue(data, task.priority or 0)
         except Exception:
-            uncount(task, bool(self._sinks))
+            uncount(task, self._emitter.counting)
             raise
         self.emit(S.SIGNAL_ENQUEUED, task, bump=False)
         return self._handle(task)
@@ -359,7 +320,7 @@ class TaskQueue:
         try:
             self.storage.add_to_schedule(data, to_timestamp(task.eta or self.now(), self.utc))
         except Exception:
-            uncount(task, bool(self._sinks))
+            uncount(task, self._emitter.counting)
             raise
         self.emit(S.SIGNAL_SCHEDULED, task, bump=False)
 
@@ -609,13 +570,7 @@ class TaskQueue:
         """Flush and close attached sinks (bus publishers) and the storage's connections.
 
         The queue stays usable: the storage reconnects on next use."""
-        for sink in tuple(self._sinks):
-            close = getattr(sink, 'close', None)
-            if callable(close):
-                try:
-                    close()
-                except Exception:
-                    logger.exception('closing signal sink %r failed', sink)
+        self._emitter.close_sinks()
         self.storage.close()
 
 

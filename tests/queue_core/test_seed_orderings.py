@@ -303,4 +303,4 @@ def test_disconnect_signal_all_and_one(q):
     drain(q)
     assert seen == []
     q.disconnect_signal(handler)
-    assert not q._signals.has_handlers()
+    assert not q._emitter.handlers.has_handlers()

@@ -45,5 +45,5 @@ def test_attaching_the_same_bus_twice_keeps_one_publisher(bus_config):
     queue = TaskQueue('twice', storage='memory://', bus=bus_config)
     first = queue.attach_bus(bus_config)
     assert queue.attach_bus(bus_config) is first
-    assert len(queue._sinks) == 1
+    assert len(queue._emitter.sinks) == 1
     queue.close()
