@@ -316,13 +316,17 @@ class TaskWrapper:
 
     def s(self, *args: Any, **kwargs: Any) -> Task:
         """Make a task for this call without enqueueing it (reserved options apply)."""
-        kwargs, options = split_options(dict(kwargs))
+        if not kwargs:  # the common call: no options to pick out
+            return Task(self, args)
+        kwargs, options = split_options(kwargs)  # **kwargs is already this call's own dict
         return self._make(args, kwargs, options)
 
     def _make(self, args: Iterable[Any], kwargs: dict[str, Any] | None,
               options: dict[str, Any]) -> Task:
-        eta = self.queue.normalize_eta(options.pop('eta', None), options.pop('delay', None))
-        return Task(self, args, kwargs, eta=eta, **options)
+        if 'eta' in options or 'delay' in options:
+            options['eta'] = self.queue.normalize_eta(options.pop('eta', None),
+                                                      options.pop('delay', None))
+        return Task(self, args, kwargs, **options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> 'Result | ResultGroup | None':
         """Enqueue a call; returns its result handle (``None`` with ``results=False``)."""
@@ -355,7 +359,7 @@ class TaskWrapper:
     def map(self, iterable: Iterable[Any]) -> 'ResultGroup | None':
         """Enqueue one task per item (a tuple item is the positional arguments, anything else
         the single argument), in one storage round trip per batch."""
-        tasks = [self.s(*item) if isinstance(item, tuple) else self.s(item) for item in iterable]
+        tasks = [Task(self, item if isinstance(item, tuple) else (item,)) for item in iterable]
         return self.queue.enqueue_many(tasks)
 
     def call_local(self, *args: Any, **kwargs: Any) -> Any:
