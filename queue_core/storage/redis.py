@@ -32,7 +32,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import select
 import threading
+import time
 import weakref
 from typing import Any, Callable, Sequence, TypeVar, cast
 from urllib.parse import parse_qs, urlparse
@@ -79,6 +81,14 @@ def _glob_escape(text: str) -> str:
 
 class RedisStorage(Storage):
     """A queue, schedule, key/value store, counters and in-flight table in Redis."""
+
+    #: Seconds a single-call ``enqueue`` waits actively for Redis's reply before sleeping
+    #: on the socket (0 turns it off). An idle machine is slow to wake a sleeping caller
+    #: (on the 2-core test machine a loopback round trip took ~80 µs asleep, ~40 µs
+    #: awake); looking at the socket, and yielding the CPU between looks, costs the caller
+    #: at most this much CPU per call and nothing to other processes that need the CPU.
+    #: Workers never spin: their claims and results wait as usual.
+    enqueue_spin = 0.0002
 
     def __init__(self, client_factory: Callable[[], redis.Redis], name: str = 'queue',
                  location: str = 'redis', url: str | None = None) -> None:
@@ -159,12 +169,12 @@ class RedisStorage(Storage):
         return self._call(_pack_command(('EVALSHA', script.sha, len(keys), *keys, *args)),
                           script)
 
-    def _call(self, command: bytes, script: Any = None) -> Any:
+    def _call(self, command: bytes, script: Any = None, spin: float = 0.0) -> Any:
         """Send one packed command over this thread's own connection (made lazily, remade
         in a forked child). A connection found dead before sending is replaced. A failure
         after the command was sent is never retried: the server may have run it (a lost
         reply), so the caller gets ``StorageError`` rather than a second, silent
-        execution."""
+        execution. With ``spin`` the reply is first waited for actively (``_await_reply``)."""
         conn = self._thread_connection()
         try:
             if conn._sock is not None and conn.can_read():
@@ -176,6 +186,8 @@ class RedisStorage(Storage):
         except (redis.ConnectionError, redis.TimeoutError):
             conn.disconnect()
             conn.send_packed_command([command])  # nothing reached the server: safe to resend
+        if spin:
+            _await_reply(conn, spin)
         try:
             return conn.read_response()
         except redis.exceptions.NoScriptError:  # not run: load it, then run it
@@ -231,7 +243,8 @@ class RedisStorage(Storage):
             return
         # Priority 0: one plain RPUSH, as cheap as Huey's LPUSH. Claims read this list
         # even before its level is indexed, so the message is queued once this returns.
-        if self._call(_pack_command(('RPUSH', self._zero, data))) == 1:
+        if self._call(_pack_command(('RPUSH', self._zero, data)),
+                      spin=self.enqueue_spin) == 1:
             try:  # the list was empty: index the level, wake a worker
                 self._run_script(self._register, [self._levels, self._wake], [WAKE_TOKENS])
             except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -463,6 +476,20 @@ class RedisStorage(Storage):
     @_mapped('flush everything')
     def flush_all(self) -> None:
         self._delete_matching('*')
+
+
+def _await_reply(conn: Any, spin: float) -> None:
+    """Look at ``conn``'s socket until the reply is readable or ``spin`` seconds pass,
+    yielding the CPU between looks (``read_response`` then reads it, or sleeps)."""
+    sock = getattr(conn, '_sock', None)
+    if sock is None:
+        return
+    ready, clock = select.select, time.perf_counter
+    deadline = clock() + spin
+    while not ready([sock], (), (), 0)[0]:
+        if clock() >= deadline:
+            return
+        os.sched_yield()
 
 
 def _pack_command(args: Sequence[Any]) -> bytes:

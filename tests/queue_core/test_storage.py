@@ -4,12 +4,16 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import socket
 import threading
+import time
+import types
 
 import pytest
 
 from queue_core.exceptions import ConfigurationError, StorageError
 from queue_core.storage import Storage, storage_from_url
+from queue_core.storage import redis as redis_storage
 from queue_core.storage.sqlite import SqliteStorage
 
 from scripts.support.polling import wait_until
@@ -480,3 +484,30 @@ def test_adopt_hands_a_record_to_one_recoverer_and_requeue_moves_it_once(storage
     assert storage.requeue_in_flight(record.token, b'job-again', 0)
     assert not storage.requeue_in_flight(record.token, b'job-again', 0)
     assert storage.in_flight() == [] and storage.enqueued_items() == [b'job-again']
+
+
+@pytest.mark.parametrize('spin', [0.0, 0.0002, 5.0])
+def test_redis_enqueue_waits_for_its_reply_actively_or_asleep_alike(redis_url, spin):
+    store = storage_from_url(redis_url, 'test')
+    store.enqueue_spin = spin
+    for index in range(20):
+        store.enqueue(b'task-%d' % index)
+    assert [store.dequeue() for _ in range(20)] == [b'task-%d' % i for i in range(20)]
+    store.close()
+
+
+def test_an_active_wait_for_a_reply_ends_when_it_is_readable_or_at_its_bound():
+    left, right = socket.socketpair()
+    conn = types.SimpleNamespace(_sock=left)
+    try:
+        started = time.monotonic()
+        redis_storage._await_reply(conn, 0.05)  # nothing comes: gives up at the bound
+        assert time.monotonic() - started >= 0.05
+        right.sendall(b'+OK\r\n')
+        started = time.monotonic()
+        redis_storage._await_reply(conn, 30.0)  # readable: returns at once
+        assert time.monotonic() - started < 10.0
+        redis_storage._await_reply(types.SimpleNamespace(_sock=None), 30.0)  # not connected
+    finally:
+        left.close()
+        right.close()
