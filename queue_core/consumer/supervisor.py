@@ -80,6 +80,10 @@ class Supervisor:
             self._bus_config(self.config.bus or DEFAULT_INGEST)
 
     def _prepare(self) -> None:
+        if getattr(self.queue.storage, 'enqueue_spin', None):
+            # The consumer's own enqueues (retries, pipeline steps, due tasks) wait for
+            # their replies asleep: its CPU belongs to the tasks (see RedisStorage).
+            setattr(self.queue.storage, 'enqueue_spin', 0.0)
         if self.config.flush_locks or self.config.extra_locks:
             flushed = self.queue.flush_locks(*self.config.extra_locks)
             logger.info('flushed task locks: %s', ', '.join(sorted(flushed)) or '(none held)')

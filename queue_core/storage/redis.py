@@ -87,7 +87,8 @@ class RedisStorage(Storage):
     #: (on the 2-core test machine a loopback round trip took ~80 µs asleep, ~40 µs
     #: awake); looking at the socket, and yielding the CPU between looks, costs the caller
     #: at most this much CPU per call and nothing to other processes that need the CPU.
-    #: Workers never spin: their claims and results wait as usual.
+    #: A consumer turns it off for its own enqueues (retries, pipeline steps, due tasks),
+    #: and claims and results never spin.
     enqueue_spin = 0.0002
 
     def __init__(self, client_factory: Callable[[], redis.Redis], name: str = 'queue',

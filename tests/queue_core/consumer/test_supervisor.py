@@ -124,3 +124,25 @@ def test_the_startup_log_lists_registered_and_periodic_tasks(caplog):
                                             if l.startswith('registered tasks:')][0]
     periodic = [l for l in lines if l.startswith('periodic tasks:')][0]
     assert '<lambda>' in periodic and periodic.endswith('(not enqueued: -n)')
+
+
+def test_a_consumer_waits_for_its_own_enqueue_replies_asleep(redis_url):
+    q = TaskQueue('spin', storage=redis_url)
+    seen: list = []
+    q.signal(SIGNAL_COMPLETE)(lambda sig, task: seen.append(task.id))
+
+    @q.task(retries=1)
+    def flaky(attempt=[]):
+        attempt.append(1)
+        if len(attempt) == 1:
+            raise ValueError('once')  # its retry is the consumer's own enqueue
+
+    assert q.storage.enqueue_spin > 0  # a producer's enqueue waits actively
+    handle = flaky()
+    supervisor = Supervisor(q, ConsumerConfig(workers=1, worker_type='thread', lease=3,
+                                              periodic=False))
+    watcher = interrupt_when(supervisor, lambda: seen == [handle.id])
+    assert supervisor.run() == 0
+    watcher.join(5)
+    assert q.storage.enqueue_spin == 0.0
+    q.flush()
