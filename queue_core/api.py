@@ -303,8 +303,9 @@ class TaskQueue:
             batch = tasks[start:start + MAP_BATCH]
             self.storage.enqueue_many([(self._encode_for_write(task), task.priority or 0)
                                        for task in batch])
-            for task in batch:
-                self.emit(S.SIGNAL_ENQUEUED, task, bump=False)
+            if self._emitter.wants(S.SIGNAL_ENQUEUED):  # else there is no one to tell
+                for task in batch:
+                    self.emit(S.SIGNAL_ENQUEUED, task, bump=False)
         return ResultGroup([Result(self, task) for task in tasks]) if self.results else None
 
     def _handle(self, task: Task) -> Handle:

@@ -35,6 +35,10 @@ class SignalEmitter:
         """Whether events count in ``tseq`` (a sink is attached)."""
         return bool(self.sinks)
 
+    def wants(self, signal: str) -> bool:
+        """Whether emitting ``signal`` would reach anyone (a sink or a handler)."""
+        return bool(self.sinks) or bool(self.handlers.handlers_for(signal))
+
     def add_sink(self, sink: Callable[..., Any]) -> None:
         """Call ``sink(signal, task, exc, source)`` for every signal, before handlers."""
         if sink not in self.sinks:

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import threading
+import uuid
 
 import pytest
 
 from queue_core import (SIGNAL_COMPLETE, SIGNAL_ENQUEUED, ConfigurationError, ResultTimeout,
                         SerializationError, StorageError, TaskQueue)
 from queue_core.serializer import PickleSerializer
+from queue_core.task import new_task_id
 
 from scripts.support.polling import wait_until
 from scripts.support.redis_server import RedisServer
@@ -412,3 +415,34 @@ def test_final_flag_survives_a_handler_that_enqueues_the_task_again(q):
     with pytest.raises(KeyboardInterrupt):
         execute_next(q)
     assert ('interrupted', True) in seen
+
+
+def test_task_ids_are_unique_version_4_uuids_and_a_forked_child_makes_its_own():
+    ids = [new_task_id() for _ in range(3000)]
+    assert len(set(ids)) == 3000
+    assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 4
+               and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_task_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert child != new_task_id()  # the parent's next id was not the child's
+
+
+def test_map_tells_its_enqueued_signals_only_when_someone_listens():
+    q = TaskQueue('quiet', storage='memory://')
+
+    @q.task()
+    def noop(i):
+        return i
+
+    noop.map(range(3))  # no sink, no handler: nothing to tell
+    seen = []
+    q.signal('enqueued')(lambda signal, task: seen.append(task.args))
+    noop.map(range(3))
+    assert seen == [(0,), (1,), (2,)] and q.pending_count() == 6
