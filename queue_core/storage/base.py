@@ -246,10 +246,6 @@ class Storage(abc.ABC):
         enqueued) when the record is gone. ``head`` puts it first among its priority
         (a task handed back unstarted), else last."""
 
-    def expired_in_flight(self, now: float) -> list[InFlight]:
-        """In-flight records whose lease ended before ``now``."""
-        return [rec for rec in self.in_flight() if rec.lease_until < now]
-
     def in_flight_of(self, owners: Iterable[str]) -> list[InFlight]:
         """In-flight records held by any of ``owners``."""
         wanted = set(owners)

@@ -440,18 +440,15 @@ class RedisStorage(Storage):
         return int(self._run_script(self._renew, self._in_flight_keys,
                                     [owner, repr(float(lease_until))]))
 
-    def _records(self, upper: str) -> list[InFlight]:
-        flat = self._run_script(self._list_in_flight, self._in_flight_keys, [upper])
+    def _records(self) -> list[InFlight]:
+        flat = self._run_script(self._list_in_flight, self._in_flight_keys,
+                                [repr(time.time())])
         return [InFlight(flat[i].decode(), flat[i + 1].decode(), float(flat[i + 2]),
                          flat[i + 3]) for i in range(0, len(flat), 4)]
 
     @_mapped('list in-flight records')
     def in_flight(self) -> list[InFlight]:
-        return self._records('inf')
-
-    @_mapped('list expired in-flight records')
-    def expired_in_flight(self, now: float) -> list[InFlight]:
-        return self._records(repr(float(now)))
+        return self._records()
 
     @_mapped('adopt an in-flight record')
     def adopt(self, token: str, expected_owner: str, owner: str,

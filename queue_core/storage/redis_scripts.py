@@ -253,11 +253,9 @@ RELEASE = """
 return redis.call('HDEL', KEYS[1], ARGV[1])
 """
 
-# KEYS inflight, leases. ARGV lease bound ('inf', or a time: leases ended before it).
-# {token, owner, lease, message}... Lease entries of owners that hold nothing and whose
-# lease ended are dropped.
+# KEYS inflight, leases. ARGV now. Every record as {token, owner, lease, message}...;
+# lease entries of owners that hold nothing and whose lease ended before now are dropped.
 LIST_IN_FLIGHT = """
-local bound = ARGV[1] == 'inf' and math.huge or tonumber(ARGV[1])
 local leases, held, out = {}, {}, {}
 local flat = redis.call('HGETALL', KEYS[1])
 for i = 1, #flat, 2 do
@@ -267,15 +265,11 @@ for i = 1, #flat, 2 do
     leases[owner] = tonumber(redis.call('ZSCORE', KEYS[2], owner) or '0')
   end
   held[owner] = true
-  if ARGV[1] == 'inf' or leases[owner] < bound then
-    for _, v in ipairs({flat[i], owner, tostring(leases[owner]),
-                        string.sub(flat[i + 1], cut + 1)}) do out[#out + 1] = v end
-  end
+  for _, v in ipairs({flat[i], owner, tostring(leases[owner]),
+                      string.sub(flat[i + 1], cut + 1)}) do out[#out + 1] = v end
 end
-if ARGV[1] ~= 'inf' then
-  for _, owner in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])) do
-    if not held[owner] then redis.call('ZREM', KEYS[2], owner) end
-  end
+for _, owner in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])) do
+  if not held[owner] then redis.call('ZREM', KEYS[2], owner) end
 end
 return out
 """

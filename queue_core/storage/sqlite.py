@@ -420,12 +420,6 @@ class SqliteStorage(Storage):
             'list in-flight records',
             'SELECT token, owner, lease_until, data FROM {in_flight} ORDER BY lease_until')]
 
-    def expired_in_flight(self, now: float) -> list[InFlight]:
-        return [InFlight(*row) for row in self._rows(
-            'list expired in-flight records',
-            'SELECT token, owner, lease_until, data FROM {in_flight} WHERE lease_until < ? '
-            'ORDER BY lease_until', (now,))]
-
     def adopt(self, token: str, expected_owner: str, owner: str,
               lease_until: float) -> InFlight | None:
         with self._write('adopt an in-flight record') as cur:

@@ -83,7 +83,8 @@ def test_sigkill_with_prefetched_tasks_in_hand(redis_url, found_by):
     if found_by == 'supervisor':
         recover_owners(q, [owner])
     else:  # a later consumer: the lease lapses, and the owner's process is gone
-        wait_until(lambda: q.storage.expired_in_flight(time.time()), 10,
+        wait_until(lambda: [rec for rec in q.storage.in_flight()
+                            if rec.lease_until < time.time()], 10,
                    message='the lease to lapse')
         sweep_abandoned(q, live_owners=())
     assert seen == [('interrupted', stuck.id)]  # nothing for finished or unstarted tasks
