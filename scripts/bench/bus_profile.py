@@ -11,7 +11,8 @@ Prints, each measured here and now against real processes:
 - ``broker``: a broker process's CPU per event for 3 publishers -> 1 counting subscriber,
   unpaced, split into its Python thread and libzmq's I/O thread;
 - ``round trip``: a bare redis-py ``PING`` and ``RPUSH``, our storage's enqueue and a whole
-  ``noop(i)`` call, µs each (what single-call enqueue is made of).
+  ``noop(i)`` call, µs each (what single-call enqueue is made of), the last two also with
+  the reply awaited asleep instead of actively (``RedisStorage.enqueue_spin = 0``).
 """
 from __future__ import annotations
 
@@ -117,7 +118,8 @@ def broker_cpu(events: int) -> dict[str, float]:
 
 
 def round_trips(n: int) -> dict[str, float]:
-    """µs of a bare PING and RPUSH, our storage's enqueue, a whole ``noop(i)``."""
+    """µs of a bare PING and RPUSH, our storage's enqueue and a whole ``noop(i)``, the
+    last two also with the reply awaited asleep (``enqueue_spin = 0``)."""
     import redis
     with RedisServer().start() as server:
         client = redis.Redis.from_url(server.url)
@@ -125,10 +127,15 @@ def round_trips(n: int) -> dict[str, float]:
         data = queue.serialize_task(noop.s(1))
         for _ in range(200):
             noop(1)
-        return {name: timeit.timeit(call, number=n) / n * 1e6 for name, call in (
-            ('redis-py PING', client.ping), ('redis-py RPUSH', lambda: client.rpush('x', data)),
-            ('our storage enqueue', lambda: queue.storage.enqueue(data, 0)),
-            ('whole noop(i) call', lambda: noop(1)))}
+        calls = (('redis-py PING', client.ping),
+                 ('redis-py RPUSH', lambda: client.rpush('x', data)),
+                 ('our storage enqueue', lambda: queue.storage.enqueue(data, 0)),
+                 ('whole noop(i) call', lambda: noop(1)))
+        figures = {name: timeit.timeit(call, number=n) / n * 1e6 for name, call in calls}
+        queue.storage.enqueue_spin = 0.0
+        for name, call in calls[2:]:
+            figures[name + ', asleep'] = timeit.timeit(call, number=n) / n * 1e6
+        return figures
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -149,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         print('broker, %-20s %10.1f' % (name, value) + ('' if 'events/s' in name
                                                         else ' µs CPU an event'))
     for name, value in round_trips(args.n // 4).items():
-        print('round trip, %-20s %6.1f µs' % (name, value))
+        print('round trip, %-27s %6.1f µs' % (name, value))
 
 
 if __name__ == '__main__':
