@@ -17,22 +17,35 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Ids made ahead, from one read of the system's random source per batch.
 _ready_ids: list[str] = []
 _ID_BATCH = 256
-#: The version nibble and the variant nibble's two top bits of a version 4 UUID.
-_VARIANT = '89ab89ab89ab89ab'
+#: Byte maps setting a version 4 UUID's version nibble (byte 6) and variant bits (byte 8).
+_VERSION_4 = bytes(b & 0x0F | 0x40 for b in range(256))
+_VARIANT_RFC = bytes(b & 0x3F | 0x80 for b in range(256))
+#: Where each of an id's 32 hex digits goes in its 36-character text (dashes between).
+_DIGIT_AT = [d + (d >= 8) + (d >= 12) + (d >= 16) + (d >= 20) for d in range(32)]
+
+
+def _make_ids(count: int) -> list[str]:
+    """``count`` version 4 UUID strings, laid out for all ids at once: each hex digit
+    column is copied into place by one slice assignment, so no Python code runs per id."""
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_VARIANT_RFC)
+    digits = raw.hex().encode()
+    text = bytearray(b'-' * (37 * count))
+    for digit, at in enumerate(_DIGIT_AT):
+        text[at::37] = digits[digit::32]
+    text[36::37] = b' ' * count
+    return text.decode().split()
 
 
 def new_task_id() -> str:
     """A random (version 4) UUID string, as ``str(uuid.uuid4())`` but a few times cheaper:
-    the random bytes are read 256 ids at a time. A forked child starts with none of its
-    parent's ids (the list is emptied at fork)."""
+    the random bytes are read and formatted 256 ids at a time. A forked child starts with
+    none of its parent's ids (the list is emptied at fork)."""
     try:
         return _ready_ids.pop()  # atomic: two threads never get the same id
     except IndexError:
-        hexed = os.urandom(16 * _ID_BATCH).hex()
-        _ready_ids.extend(
-            '%s-%s-4%s-%s%s-%s' % (h[:8], h[8:12], h[13:16], _VARIANT[int(h[16], 16)],
-                                   h[17:20], h[20:32])
-            for h in (hexed[i:i + 32] for i in range(0, 32 * _ID_BATCH, 32)))
+        _ready_ids.extend(_make_ids(_ID_BATCH))
         return _ready_ids.pop()
 
 
@@ -87,6 +100,18 @@ class Task:
         self.revocations_seen: int | None = None
         #: ``time.monotonic()`` deadline while running with a timeout (Huey's ``_deadline``).
         self._deadline: float | None = None
+
+    def sibling(self, args: tuple[Any, ...]) -> 'Task':
+        """A new call of the same function with the same options: a fresh id, these
+        positional arguments and no keyword arguments. Meant for a task not yet enqueued
+        (``.map()`` makes its tasks this way, resolving the options once)."""
+        task = object.__new__(Task)
+        fields = task.__dict__
+        fields.update(self.__dict__)
+        fields['id'] = new_task_id()
+        fields['args'] = args
+        fields['kwargs'] = {}
+        return task
 
     def __repr__(self) -> str:
         return '%s: %s' % (self.registry_name, self.id)
@@ -375,7 +400,9 @@ class TaskWrapper:
     def map(self, iterable: Iterable[Any]) -> 'ResultGroup | None':
         """Enqueue one task per item (a tuple item is the positional arguments, anything else
         the single argument), in one storage round trip per batch."""
-        tasks = [Task(self, item if isinstance(item, tuple) else (item,)) for item in iterable]
+        first = Task(self)  # each task is a sibling of this one: the options resolved once
+        tasks = [first.sibling(item if isinstance(item, tuple) else (item,))
+                 for item in iterable]
         return self.queue.enqueue_many(tasks)
 
     def call_local(self, *args: Any, **kwargs: Any) -> Any:

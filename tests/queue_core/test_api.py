@@ -219,6 +219,23 @@ def test_map_enqueues_many_and_results_in_order(q):
     assert group.get() == [0, 1, 4, 9, 16]
 
 
+def test_map_tasks_share_the_decorators_options_but_nothing_mutable(q):
+    @q.task(retries=2, retry_delay=3, priority=5, timeout=9)
+    def pair(a, b=0):
+        return a + b
+
+    group = pair.map([(1, 2), 3, (4,)])
+    tasks = [result.task for result in group]
+    assert [t.args for t in tasks] == [(1, 2), (3,), (4,)]
+    assert len({t.id for t in tasks}) == 3
+    assert {(t.retries, t.retry_delay, t.priority, t.timeout) for t in tasks} == {(2, 3, 5, 9)}
+    tasks[0].kwargs['b'] = 1
+    assert tasks[1].kwargs == {} and tasks[2].kwargs == {}
+    stored = [q.deserialize_task(data) for data in q.storage.enqueued_items()]
+    assert sorted(t.id for t in stored) == sorted(t.id for t in tasks)
+    assert {(t.retries, t.priority) for t in stored} == {(2, 5)}
+
+
 def test_results_disabled_returns_none(q):
     q2 = TaskQueue('nores', storage='memory://', results=False)
 
