@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import hmac
 import pickle
+import threading
 import traceback as traceback_module
 from typing import Any
 
@@ -97,6 +98,8 @@ class MsgpackSerializer:
     def __init__(self) -> None:
         self._packer_kwargs: dict[str, Any] = dict(use_bin_type=True, strict_types=True,
                                                    default=self._default)
+        #: Each thread's reusable packer (a third of the cost of ``packb``'s new one).
+        self._packers = threading.local()
 
     def _pack(self, obj: Any) -> bytes:
         return msgpack.packb(obj, **self._packer_kwargs)
@@ -172,10 +175,16 @@ class MsgpackSerializer:
 
     def serialize(self, value: Any) -> bytes:
         """Encode ``value``; raises ``SerializationError`` (a ``TypeError``) naming the type."""
+        # The thread's packer is taken while in use, so a serialize() reached from inside
+        # another (a __repr__ calling it, say) packs with a packer of its own.
+        packers = self._packers.__dict__
+        packer = packers.pop('packer', None) or msgpack.Packer(**self._packer_kwargs)
         try:
-            return self._pack(value)
+            return packer.pack(value)  # the packer resets itself after an error, too
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise SerializationError(str(exc)) from exc
+        finally:
+            packers['packer'] = packer
 
     def deserialize(self, data: bytes) -> Any:
         """Decode bytes written by ``serialize``; raises ``SerializationError`` if malformed."""

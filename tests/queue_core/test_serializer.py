@@ -223,6 +223,43 @@ def test_self_referencing_list_raises_serialization_error(serializer):
         serializer.serialize(value)
 
 
+def test_a_failed_serialize_leaves_nothing_behind_for_the_next(serializer):
+    with pytest.raises(exceptions.SerializationError):
+        serializer.serialize({'first': 'half', 'then': object()})
+    assert round_trip(serializer, {'next': (1, 2)}) == {'next': (1, 2)}
+
+
+def test_a_serialize_reached_from_inside_another_packs_apart(serializer):
+    class Loud(Exception):
+        def __repr__(self):  # runs while the outer value is half packed
+            return 'Loud(%r)' % serializer.serialize({'inner': [1, 2, 3]})
+
+    round_trip(serializer, {'warm': 'this thread has its packer now'})
+    value = round_trip(serializer, {'a': 'before', 'b': Loud('x'), 'c': ('after',)})
+    assert value['a'] == 'before' and value['c'] == ('after',)
+    assert isinstance(value['b'], RemoteException) and value['b'].message == 'x'
+
+
+def test_threads_serializing_at_once_each_get_their_own_bytes(serializer):
+    import threading
+    values = [{'thread': n, 'args': [(n, str(n) * n)] * 50} for n in range(8)]
+    wrong = []
+
+    def pack_many(value):
+        expected = serializer.serialize(value)
+        for _ in range(2000):
+            if serializer.serialize(value) != expected:
+                wrong.append(value['thread'])
+
+    threads = [threading.Thread(target=pack_many, args=(v,)) for v in values]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+    assert [serializer.deserialize(serializer.serialize(v)) for v in values] == values
+
+
 def test_deeply_nested_tuples_raise_serialization_error(serializer):
     value: tuple = ()
     for _ in range(5000):
