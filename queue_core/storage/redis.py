@@ -255,9 +255,16 @@ class RedisStorage(Storage):
 
     @_mapped('enqueue messages')
     def enqueue_many(self, items: Sequence[tuple[bytes, int]]) -> None:
+        # Runs of one priority (a map's whole batch, usually): [priority, count, *messages].
         args: list[Any] = [self._prefix, WAKE_TOKENS]
+        run_at, run_priority = 0, None
         for data, priority in items:
-            args += [int(priority or 0), data]
+            priority = int(priority or 0)
+            if priority != run_priority:
+                args += [priority, 0]
+                run_at, run_priority = len(args) - 1, priority
+            args.append(data)
+            args[run_at] += 1
         if items:
             self._run_script(self._enqueue, [self._levels, self._wake], args)
 
@@ -496,7 +503,9 @@ def _pack_command(args: Sequence[Any]) -> bytes:
     ``str``, ``bytes``, ``int`` and ``float``, this is a third of a call's client CPU."""
     parts = [b'*%d\r\n' % len(args)]
     for arg in args:
-        if isinstance(arg, str):
+        if type(arg) is bytes:  # most arguments of a batch: messages
+            pass
+        elif isinstance(arg, str):
             arg = arg.encode()
         elif isinstance(arg, int):
             arg = b'%d' % arg

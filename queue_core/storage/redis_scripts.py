@@ -17,26 +17,40 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 
 # Appends messages to their priority's list; a list that was empty gets its level
 # registered and one wake-up token (the wake list is trimmed to ``cap``).
-# Defines push(prefix, levels, wake, priority, message, cap, head).
+# Defines register(levels, wake, priority, cap) and
+# push(prefix, levels, wake, priority, message, cap, head).
 PUSH = """
+local function register(levels, wake, priority, cap)
+  redis.call('ZADD', levels, -tonumber(priority), priority)
+  if redis.call('RPUSH', wake, '1') > tonumber(cap) then
+    redis.call('LTRIM', wake, 0, tonumber(cap) - 1)
+  end
+end
 local function push(prefix, levels, wake, priority, message, cap, head)
   local list = prefix .. 'q:' .. priority
   local n
   if head then n = redis.call('LPUSH', list, message)
   else n = redis.call('RPUSH', list, message) end
-  if n == 1 then
-    redis.call('ZADD', levels, -tonumber(priority), priority)
-    if redis.call('RPUSH', wake, '1') > tonumber(cap) then
-      redis.call('LTRIM', wake, 0, tonumber(cap) - 1)
-    end
-  end
+  if n == 1 then register(levels, wake, priority, cap) end
 end
 """
 
-# KEYS levels, wake. ARGV key prefix, wake cap, then (priority, message) pairs.
+# KEYS levels, wake. ARGV key prefix, wake cap, then runs of messages of one priority:
+# the priority, the count, that many messages. A run is one RPUSH per 1,000 messages
+# (Lua's stack bounds unpack); its list was empty before it when the last RPUSH returns
+# the run's length.
 ENQUEUE = PUSH + """
-for i = 3, #ARGV, 2 do push(ARGV[1], KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1], ARGV[2]) end
-return (#ARGV - 2) / 2
+local i, total = 3, 0
+while i <= #ARGV do
+  local priority, count = ARGV[i], tonumber(ARGV[i + 1])
+  local list, last, n = ARGV[1] .. 'q:' .. priority, i + 1 + count, 0
+  for first = i + 2, last, 1000 do
+    n = redis.call('RPUSH', list, unpack(ARGV, first, math.min(first + 999, last)))
+  end
+  if n == count then register(KEYS[1], KEYS[2], priority, ARGV[2]) end
+  i, total = last + 1, total + count
+end
+return total
 """
 
 # Priority 0, the common case, is enqueued by a plain RPUSH (``REGISTER`` indexes its level

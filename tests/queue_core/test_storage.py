@@ -72,6 +72,17 @@ def test_enqueue_many_keeps_fifo_within_priority_over_many_messages(storage):
     assert [storage.dequeue() for _ in range(302)] == expected
 
 
+def test_enqueue_many_of_long_runs_keeps_every_message_in_order(storage):
+    # Runs longer than the 1,000 messages one Redis RPUSH takes from the batch script.
+    items = ([(b'a%d' % i, 0) for i in range(2500)] + [(b'b%d' % i, 4) for i in range(1200)]
+             + [(b'c%d' % i, 0) for i in range(3)])
+    storage.enqueue_many(items)
+    expected = [d for d, p in items if p == 4] + [d for d, p in items if p == 0]
+    assert storage.queue_size() == len(items)
+    assert storage.enqueued_items() == expected
+    assert [storage.dequeue() for _ in range(3)] == expected[:3]
+
+
 def test_messages_are_bytes_kept_exactly(storage):
     payloads = [b'', b'\x00\x01\xff' * 100, bytes(range(256))]
     for data in payloads:
