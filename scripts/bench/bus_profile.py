@@ -12,7 +12,10 @@ Prints, each measured here and now against real processes:
   unpaced, split into its Python thread and libzmq's I/O thread;
 - ``round trip``: a bare redis-py ``PING`` and ``RPUSH``, our storage's enqueue and a whole
   ``noop(i)`` call, µs each (what single-call enqueue is made of), the last two also with
-  the reply awaited asleep instead of actively (``RedisStorage.enqueue_spin = 0``).
+  the reply awaited asleep instead of actively (``RedisStorage.enqueue_spin = 0``);
+- ``drain``: the cores each process keeps busy while our consumer drains 10,000 tasks
+  (2 process workers) with the bus off and with the bus on and one counting subscriber,
+  sampled from ``/proc`` between the first and the last result, with the rate.
 """
 from __future__ import annotations
 
@@ -28,9 +31,10 @@ if __package__ in (None, ''):   # run as a file: the repository root onto sys.pa
     import _repo_root  # noqa: F401
 
 from scripts.bench import broker_bench  # noqa: E402
-from scripts.bench.bus_tools import BrokerProcess  # noqa: E402
-from scripts.bench.common import OURS  # noqa: E402
-from scripts.bench.drain import app_for  # noqa: E402
+from scripts.bench.bus_tools import BrokerProcess, SubscriberProcess  # noqa: E402
+from scripts.bench.common import OURS, Child, bench_env, consumer_command  # noqa: E402
+from scripts.bench.drain import app_for, prefill, tree_of, wait_drained  # noqa: E402
+from scripts.support.procs import cpu_seconds  # noqa: E402
 from scripts.support.redis_server import RedisServer  # noqa: E402
 
 SPIN_SECONDS = 100e-6
@@ -138,6 +142,45 @@ def round_trips(n: int) -> dict[str, float]:
         return figures
 
 
+def drain_cores(n: int, bus: bool) -> dict[str, float]:
+    """Tasks/s of one drain of ``n`` tasks and the cores each process kept busy meanwhile
+    (the consumer's tree, Redis and, with ``bus``, the broker and one counting subscriber)."""
+    import threading
+    with RedisServer().start() as redis, BrokerProcess() as broker:
+        queue = prefill(OURS, redis, n)
+        subscriber = SubscriberProcess(broker) if bus else None
+        consumer = Child(consumer_command(OURS, 2, broker.ingest if bus else None),
+                         env=bench_env(redis.url))
+        groups = {'consumer': lambda: tree_of(consumer.pid), 'redis': lambda: [redis.proc.pid]}
+        if subscriber is not None:
+            groups.update(broker=lambda: [broker.pid], subscriber=lambda: [subscriber.child.pid])
+        samples: list[tuple[float, dict[str, float]]] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                samples.append((time.monotonic(), {name: sum(map(cpu_seconds, pids()))
+                                                   for name, pids in groups.items()}))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            first_t, first_count, end_t, _ = wait_drained(queue, n, consumer)
+        finally:
+            done.set()
+            sampler.join()
+            consumer.stop()
+            if subscriber is not None:
+                subscriber.close()
+    start = min((row for row in samples if row[0] >= first_t), key=lambda row: row[0])
+    end = max((row for row in samples if row[0] <= end_t), key=lambda row: row[0])
+    span = end[0] - start[0]
+    figures = {'tasks/s': (n - first_count) / (end_t - first_t)}
+    figures.update({name + ' cores': (end[1][name] - start[1][name]) / span
+                    for name in groups})
+    return figures
+
+
 def main(argv: list[str] | None = None) -> None:
     """Measure and print each part."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -157,6 +200,10 @@ def main(argv: list[str] | None = None) -> None:
                                                         else ' µs CPU an event'))
     for name, value in round_trips(args.n // 4).items():
         print('round trip, %-27s %6.1f µs' % (name, value))
+    for bus in (False, True):
+        print('drain, bus %-3s ' % ('on' if bus else 'off') + ', '.join(
+            '%s %.2f' % (name, value) if 'cores' in name else '%.0f %s' % (value, name)
+            for name, value in drain_cores(args.n // 2, bus).items()))
 
 
 if __name__ == '__main__':
