@@ -105,7 +105,7 @@ class Task:
         """A new call of the same function with the same options: a fresh id, these
         positional arguments and no keyword arguments. Meant for a task not yet enqueued
         (``.map()`` makes its tasks this way, resolving the options once)."""
-        task = object.__new__(Task)
+        task = object.__new__(type(self))
         fields = task.__dict__
         fields.update(self.__dict__)
         fields['id'] = new_task_id()
