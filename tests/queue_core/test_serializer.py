@@ -247,7 +247,7 @@ def test_threads_serializing_at_once_each_get_their_own_bytes(serializer):
 
     def pack_many(value):
         expected = serializer.serialize(value)
-        for _ in range(2000):
+        for _ in range(300):
             if serializer.serialize(value) != expected:
                 wrong.append(value['thread'])
 
