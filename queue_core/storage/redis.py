@@ -30,6 +30,7 @@ Key layout for queue ``<name>`` (all keys share the hash tag ``{<name>}``)::
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 import select
@@ -257,14 +258,9 @@ class RedisStorage(Storage):
     def enqueue_many(self, items: Sequence[tuple[bytes, int]]) -> None:
         # Runs of one priority (a map's whole batch, usually): [priority, count, *messages].
         args: list[Any] = [self._prefix, WAKE_TOKENS]
-        run_at, run_priority = 0, None
-        for data, priority in items:
-            priority = int(priority or 0)
-            if priority != run_priority:
-                args += [priority, 0]
-                run_at, run_priority = len(args) - 1, priority
-            args.append(data)
-            args[run_at] += 1
+        for priority, run in itertools.groupby(items, key=_priority_of):
+            messages = [data for data, _ in run]
+            args += [priority, len(messages), *messages]
         if items:
             self._run_script(self._enqueue, [self._levels, self._wake], args)
 
@@ -495,6 +491,10 @@ def _await_reply(conn: Any, spin: float) -> None:
         if clock() >= deadline:
             return
         os.sched_yield()
+
+
+def _priority_of(item: tuple[bytes, int]) -> int:
+    return int(item[1] or 0)
 
 
 def _pack_command(args: Sequence[Any]) -> bytes:

@@ -15,17 +15,21 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 """
 
-# Appends messages to their priority's list; a list that was empty gets its level
-# registered and one wake-up token (the wake list is trimmed to ``cap``).
-# Defines register(levels, wake, priority, cap) and
-# push(prefix, levels, wake, priority, message, cap, head).
-PUSH = """
+# Defines register(levels, wake, priority, cap): a priority's list has just stopped being
+# empty, so its level goes into the index and one wake-up token is left (the wake list is
+# trimmed to ``cap``).
+REGISTER_LEVEL = """
 local function register(levels, wake, priority, cap)
   redis.call('ZADD', levels, -tonumber(priority), priority)
   if redis.call('RPUSH', wake, '1') > tonumber(cap) then
     redis.call('LTRIM', wake, 0, tonumber(cap) - 1)
   end
 end
+"""
+
+# Appends a message to its priority's list, registering a list that was empty.
+# Defines push(prefix, levels, wake, priority, message, cap, head).
+PUSH = REGISTER_LEVEL + """
 local function push(prefix, levels, wake, priority, message, cap, head)
   local list = prefix .. 'q:' .. priority
   local n
@@ -97,11 +101,8 @@ end
 
 # KEYS levels, wake. ARGV wake cap. After a plain RPUSH found priority 0's list empty:
 # index the level and leave a wake-up token.
-REGISTER = """
-redis.call('ZADD', KEYS[1], 0, '0')
-if redis.call('RPUSH', KEYS[2], '1') > tonumber(ARGV[1]) then
-  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[1]) - 1)
-end
+REGISTER = REGISTER_LEVEL + """
+register(KEYS[1], KEYS[2], '0', ARGV[1])
 """
 
 # KEYS levels, inflight, leases, wake, counter ('' = none).
