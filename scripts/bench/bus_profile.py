@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import threading
 import time
 import timeit
 import types
@@ -145,7 +146,6 @@ def round_trips(n: int) -> dict[str, float]:
 def drain_cores(n: int, bus: bool) -> dict[str, float]:
     """Tasks/s of one drain of ``n`` tasks and the cores each process kept busy meanwhile
     (the consumer's tree, Redis and, with ``bus``, the broker and one counting subscriber)."""
-    import threading
     with RedisServer().start() as redis, BrokerProcess() as broker:
         queue = prefill(OURS, redis, n)
         subscriber = SubscriberProcess(broker) if bus else None

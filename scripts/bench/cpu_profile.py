@@ -3,6 +3,7 @@
     python cpu_profile.py loop [-n 5000] [--profile]    # worker path in-process, both sides
     python cpu_profile.py enqueue [-n 5000] [--profile] # one enqueue call, both sides
     python cpu_profile.py spy [-n 20000]                # py-spy on our real consumer
+    python cpu_profile.py map [-n 10000]                # the parts of our .map(), per task
 
 ``loop`` runs what a worker does per task (ours: a claim that also releases the previous
 task, then execute; Huey: dequeue, execute) in this process against a private Redis and
@@ -10,13 +11,16 @@ prints CPU and wall time per task;
 with ``--profile`` it adds the top functions by own CPU time (cProfile on process time,
 which inflates absolute numbers, so read them as shares). ``spy`` drains tasks with our
 consumer while ``py-spy record`` samples every worker, and prints inclusive shares per
-function (install py-spy with pip).
+function (install py-spy with pip). ``map`` times each part of ``.map()`` of ``n`` tasks
+(median of 20 batches, µs per task): making an id, making the task from its model,
+encoding the message, the storage call of 1,000 messages (Redis included), and the whole.
 """
 from __future__ import annotations
 
 import argparse
 import collections
 import cProfile
+import gc
 import io
 import pstats
 import re
@@ -92,6 +96,35 @@ def in_process(kind: str, n: int, profile: bool) -> None:
                 print(text)
 
 
+def map_parts(n: int) -> dict[str, float]:
+    """Median µs per task of each part of our ``.map()`` of ``n`` tasks."""
+    from queue_core.task import Task, new_task_id
+    with RedisServer().start() as redis:
+        queue, noop = app_for(OURS, redis.url)
+        model = Task(noop)
+        tasks = [model.sibling((i,)) for i in range(n)]
+        encoded = [(queue.serialize_task(task), 0) for task in tasks]
+        parts: dict[str, Callable[[], Any]] = {
+            'new_task_id': lambda: [new_task_id() for _ in range(n)],
+            'Task.sibling': lambda: [model.sibling((i,)) for i in range(n)],
+            'serialize_task': lambda: [queue.serialize_task(task) for task in tasks],
+            'storage.enqueue_many': lambda: [queue.storage.enqueue_many(encoded[i:i + 1000])
+                                             for i in range(0, n, 1000)],
+            'whole .map()': lambda: noop.map(range(n)),
+        }
+        figures = {}
+        for name, part in parts.items():
+            times = []
+            for _ in range(20):
+                redis.flushall()
+                gc.collect()  # as benchmark 4 does: not the previous batch's garbage
+                started = time.perf_counter()
+                part()
+                times.append(time.perf_counter() - started)
+            figures[name] = sorted(times)[len(times) // 2] / n * 1e6
+        return figures
+
+
 def aggregate(raw: str, frame_filter: str, top: int = 30) -> list[tuple[float, str]]:
     """Inclusive share per function from ``py-spy --format raw`` output."""
     counts: collections.Counter = collections.Counter()
@@ -136,12 +169,15 @@ def spy(n: int) -> None:
 def main() -> None:
     """Parse the command line and run one of the modes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('mode', choices=('loop', 'enqueue', 'spy'))
+    parser.add_argument('mode', choices=('loop', 'enqueue', 'spy', 'map'))
     parser.add_argument('-n', type=int, default=None)
     parser.add_argument('--profile', action='store_true', help='add a cProfile listing')
     args = parser.parse_args()
     if args.mode == 'spy':
         spy(args.n or 20000)
+    elif args.mode == 'map':
+        for name, value in map_parts(args.n or 10000).items():
+            print('map, %-22s %5.2f µs a task' % (name, value))
     else:
         in_process(args.mode, args.n or 5000, args.profile)
 
