@@ -172,8 +172,10 @@ class Event:
         return iter(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        """A copy of the merged wire map (the body's keys, then the meta's)."""
+        """A copy of the merged wire map (the body's keys, then the meta's, which override
+        the body's: ``gap`` is there only when the meta's is true)."""
         merged = dict(self._data())
+        merged.pop('gap', None)
         for key in ('seq', 'sseq', 'epoch'):
             try:
                 merged[key] = object.__getattribute__(self, key)  # the frame's, never the body's

@@ -53,6 +53,8 @@ def received_event(body_frame: bytes, seq: int, sseq: int, epoch: int,
     event['seq'], event['sseq'], event['epoch'] = seq, sseq, epoch
     if gap:
         event['gap'] = True
+    else:
+        event.pop('gap', None)  # the meta's key, not the body's
     event.body_frame = body_frame
     return event
 

@@ -537,7 +537,10 @@ def decode_control_reply(frames: Sequence[bytes]) -> ControlReply:
 
 
 def merge_event(meta: EventMeta, body: dict[str, Any]) -> dict[str, Any]:
-    """A plain client's view of an event: the body map with meta's keys merged in."""
+    """A plain client's view of an event: the body map with meta's keys merged in. The
+    meta's keys are its own: a body that carries one is overridden, ``gap`` included
+    (absent from the view when the meta's is false)."""
     merged = dict(body)
+    merged.pop('gap', None)
     merged.update(meta.as_map())
     return merged

@@ -194,6 +194,12 @@ def test_a_received_event_is_stored_with_its_body_bytes_as_they_arrived(history_
     assert history.recent_failures()[0]['task_id'] == 'a'
 
 
+def test_the_meta_keys_of_a_received_event_are_the_meta_frames():
+    frame = msgpack.packb({'task_id': 'a', 'seq': 99, 'gap': True})  # a stray body
+    assert received_event(frame, 4, 2, 9) == {'task_id': 'a', 'seq': 4, 'sseq': 2, 'epoch': 9}
+    assert received_event(frame, 4, 2, 9, gap=True)['gap'] is True
+
+
 def test_a_received_body_that_is_no_map_is_stored_as_an_empty_one():
     for frame in (b'\xc1', msgpack.packb([1, 2])):
         event = received_event(frame, 1, 1, 1)

@@ -103,6 +103,15 @@ def test_the_body_frame_is_the_bytes_received_until_read_then_the_body_packed_ag
     assert msgpack.unpackb(built.body_frame()) == {'signal': 'complete', 'task_id': 't-1'}
 
 
+def test_an_events_meta_keys_are_the_meta_frames_whatever_the_body_says():
+    body = msgpack.packb({'id': 'a', 'seq': 99, 'gap': True})  # a stray body
+    event = Event.received('complete', 'app.tasks.add', b'', 5, 3, 7, False, body)
+    assert event.to_dict() == {'id': 'a', 'seq': 5, 'sseq': 3, 'epoch': 7}
+    assert event.get('gap', False) is False and event.gap is False and event.seq == 5
+    gapped = Event.received('complete', 'app.tasks.add', b'', 5, 3, 7, True, body)
+    assert gapped.to_dict()['gap'] is True
+
+
 def test_silence_is_reported_once_when_it_begins_and_once_when_the_broker_is_back(subs):
     quick = Bus(heartbeat=0.1).start()
     sub = Subscriber(quick.publish, control=quick.control, silence_after=1.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from queue_core.signals import ALL_SIGNALS
@@ -46,6 +46,7 @@ def test_check_body_accepts_any_map_and_peeks_final_host_pid(body, final, host, 
 
 @given(signals, names, positive, positive, u64, st.booleans(),
        st.dictionaries(st.text(max_size=10), plain, max_size=5))
+@example('enqueued', '', 1, 1, 0, False, {'gap': None})  # a body with a meta key in it
 def test_event_message_round_trips(signal, task_name, seq, sseq, epoch, gap, body):
     meta = wire.EventMeta(seq, sseq, epoch, gap)
     body_frame = wire.encode_body(body)
